@@ -1,0 +1,48 @@
+"""Dependencies shared by the routes: a database session and the caller's API key."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from api.errors import Problem
+from evenhand.db import get_engine
+from evenhand.keys import find_active_key
+from evenhand.models import ApiKey
+
+
+def get_session() -> Iterator[Session]:
+    with Session(get_engine()) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+_bearer = HTTPBearer(
+    auto_error=False, description="An evenhand API key: `evenhand keys create NAME`"
+)
+
+
+def get_current_key(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKey:
+    if credentials is None:
+        raise Problem(
+            401,
+            "Send an API key as 'Authorization: Bearer <key>' (create one with 'evenhand keys create NAME').",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    api_key = find_active_key(session, credentials.credentials)
+    if api_key is None:
+        raise Problem(
+            401,
+            "The API key is unknown or revoked.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return api_key
+
+
+CurrentKeyDep = Annotated[ApiKey, Depends(get_current_key)]

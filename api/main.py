@@ -1,0 +1,44 @@
+"""The FastAPI app: `uvicorn api.main:app` or `evenhand api`."""
+
+import uuid
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from starlette.middleware.base import RequestResponseEndpoint
+
+from api.errors import install_error_handlers
+from api.routes import articles, health, jobs
+from evenhand.config import get_settings
+from evenhand.logging import configure_logging
+
+DESCRIPTION = """
+evenhand turns news and opinion articles into neutral summaries and argument maps.
+
+Submit an article with `POST /v1/articles`, then poll `GET /v1/jobs/{id}` (add `?wait=30` to
+long-poll). Every `/v1` route needs `Authorization: Bearer <key>`; errors are
+`application/problem+json` (RFC 9457).
+"""
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    app = FastAPI(title="evenhand", version="0.1.0", description=DESCRIPTION)
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def bind_request_id(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+    app.include_router(health.router)
+    app.include_router(articles.router)
+    app.include_router(jobs.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,102 @@
+"""Submitting and reading articles."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import ValidationError
+
+from api.deps import CurrentKeyDep, SessionDep
+from api.errors import Problem
+from api.schemas import SUBMIT_EXAMPLE, ArticleAccepted, ArticleCreate, ArticlePublic
+from api.service import read_article, submit_article
+from evenhand.config import Settings, get_settings
+
+router = APIRouter(prefix="/v1/articles", tags=["articles"])
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+_SUBMIT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/ArticleCreate"},
+                "example": SUBMIT_EXAMPLE,
+            },
+            "text/plain": {
+                "schema": {"type": "string"},
+                "example": "The council voted to close the library. Critics say it was rushed.",
+            },
+            "text/html": {
+                "schema": {"type": "string"},
+                "example": "<html><body><article><p>...</p></article></body></html>",
+            },
+        },
+    }
+}
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes `limit` bytes (never read whole first)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise Problem(413, f"The request body is larger than {limit} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise Problem(413, f"The request body is larger than {limit} bytes.")
+    return bytes(body)
+
+
+async def parse_submission(request: Request, settings: SettingsDep) -> ArticleCreate:
+    """An ArticleCreate from a JSON body, or from a raw text/plain or text/html body."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("application/json", "text/plain", "text/html"):
+        raise Problem(
+            415,
+            "Send the article as application/json, text/plain or text/html "
+            f"(got '{content_type or 'no content type'}').",
+        )
+    body = await read_limited_body(request, settings.max_body_bytes)
+    try:
+        if content_type == "application/json":
+            return ArticleCreate.model_validate_json(body)
+        text = body.decode("utf-8")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise Problem(422, f"The article is not valid: {where}: {first['msg']}") from None
+    except UnicodeDecodeError:
+        raise Problem(400, "The body is not valid UTF-8 text.") from None
+    title = request.query_params.get("title")
+    if content_type == "text/html":
+        return ArticleCreate(html=text, title=title)
+    return ArticleCreate(text=text, title=title)
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=ArticleAccepted,
+    openapi_extra=_SUBMIT_BODY,
+    responses={415: {"description": "Unsupported content type"}, 413: {"description": "Too large"}},
+)
+def create_article(
+    response: Response,
+    owner: CurrentKeyDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    payload: Annotated[ArticleCreate, Depends(parse_submission)],
+) -> ArticleAccepted:
+    """Submit an article; answers 202 with the job to poll."""
+    job = submit_article(session, owner, payload, settings.max_article_chars)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return ArticleAccepted(job_id=job.id, article_id=job.article_id, status=job.status)
+
+
+@router.get("/{article_id}", response_model=ArticlePublic)
+def get_article(article_id: uuid.UUID, owner: CurrentKeyDep, session: SessionDep) -> ArticlePublic:
+    """An article with its clean text and latest result."""
+    return read_article(session, owner, article_id)

@@ -1,0 +1,47 @@
+"""Reading jobs, with an optional long-poll."""
+
+import asyncio
+import time
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CurrentKeyDep
+from api.service import read_job
+from evenhand.db import get_engine
+from evenhand.models import FINISHED_STATUSES, ApiKey
+from evenhand.schemas import JobPublic
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+POLL_INTERVAL = 0.1  # seconds between database reads while a long-poll waits
+
+
+def _read_job_once(owner: ApiKey, job_id: uuid.UUID) -> JobPublic:
+    # A short session per read: a long-poll must not hold a connection while it sleeps.
+    with Session(get_engine()) as session:
+        return read_job(session, owner, job_id)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+async def get_job(
+    job_id: uuid.UUID,
+    owner: CurrentKeyDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0, le=30, description="Hold the request up to this many seconds until the job ends"
+        ),
+    ] = 0,
+) -> JobPublic:
+    """A job's status, with its result once it succeeded or its error once it failed."""
+    deadline = time.monotonic() + wait
+    while True:
+        job = await run_in_threadpool(_read_job_once, owner, job_id)
+        remaining = deadline - time.monotonic()
+        if job.status in FINISHED_STATUSES or remaining <= 0:
+            return job
+        await asyncio.sleep(min(POLL_INTERVAL, remaining))

@@ -1,0 +1,58 @@
+"""HTTP request and response bodies of the v1 API."""
+
+import uuid
+from datetime import datetime
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from evenhand.models import ArticleBase, JobStatus
+from evenhand.schemas import ResultPublic
+
+SUBMIT_EXAMPLE = {
+    "text": "The council voted to close the library. Critics say the decision was rushed.",
+    "title": "Library closure",
+    "source": "Example Gazette",
+    "language": "en",
+}
+
+
+class ArticleCreate(ArticleBase):
+    """An article to summarize: exactly one of `text`, `html` or `url`."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [SUBMIT_EXAMPLE]})
+
+    text: str | None = Field(
+        default=None, description="The article as plain (possibly scraped) text"
+    )
+    html: str | None = Field(
+        default=None, description="A whole HTML page; the main content is extracted"
+    )
+    url: str | None = Field(default=None, max_length=2048, description="Not accepted yet")
+    # `metadata` would shadow SQLModel's own class attribute, hence the alias
+    meta: dict[str, Any] | None = Field(
+        default=None, alias="metadata", description="Stored and returned as given"
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_input(self) -> Self:
+        given = [name for name in ("text", "html", "url") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'text', 'html' or 'url'")
+        return self
+
+
+class ArticleAccepted(BaseModel):
+    job_id: uuid.UUID
+    article_id: uuid.UUID
+    status: JobStatus
+
+
+class ArticlePublic(ArticleBase):
+    id: uuid.UUID
+    input_kind: str
+    clean_text: str | None = Field(description="Set once a job has cleaned the article")
+    content_hash: str | None
+    meta: dict[str, Any] | None = Field(alias="metadata")
+    created_at: datetime
+    result: ResultPublic | None = Field(description="The article's latest result, if any")

@@ -1,0 +1,46 @@
+"""A small client of the HTTP API, used by `evenhand submit` and `evenhand status`."""
+
+from typing import Any
+
+import httpx
+
+
+class ApiError(Exception):
+    """The API could not be reached or answered with an error; `str()` says what to do."""
+
+
+class Client:
+    def __init__(self, base_url: str, api_key: str | None, timeout: float = 40.0) -> None:
+        if not api_key:
+            raise ApiError(
+                "No API key: set EVENHAND_API_KEY (create one with 'evenhand keys create NAME')."
+            )
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout
+        )
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiError(
+                f"Cannot reach the evenhand API at {self.base_url} ({type(exc).__name__}); "
+                "is it running? Set EVENHAND_API_URL if it is elsewhere."
+            ) from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            if response.status_code == 401:
+                detail = f"{detail} Check EVENHAND_API_KEY."
+            raise ApiError(f"{response.status_code}: {detail}")
+        return response.json()
+
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "/v1/articles", json=body)
+
+    def job(self, job_id: str, wait: float = 0) -> dict[str, Any]:
+        params = {"wait": wait} if wait else None
+        return self._request("GET", f"/v1/jobs/{job_id}", params=params)

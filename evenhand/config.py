@@ -1,0 +1,62 @@
+"""One settings object for every process (API, worker, CLI), read from the environment and `.env`."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/evenhand.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_prefix="EVENHAND_", extra="ignore")
+
+    # Names fixed by the design brief carry no prefix (the openai SDK reads the OPENAI_* ones too).
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
+
+    provider: Literal["openai", "extractive"] | None = None
+    model: str = "gpt-4o-mini"
+    llm_timeout: float = 60.0
+    llm_max_retries: int = 2
+
+    queue: str = "evenhand"
+    worker_pool: Literal["threads", "prefork", "solo", "gevent"] = "threads"
+    worker_concurrency: int = 8
+
+    max_wait_seconds: int = 30
+    max_body_bytes: int = 2_000_000
+    max_article_chars: int = 500_000
+    # the CLI client (`evenhand submit`, `status`)
+    api_url: str = "http://127.0.0.1:8000"
+    api_key: SecretStr | None = None
+
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON when stderr is not a TTY
+
+    @model_validator(mode="after")
+    def _default_provider(self) -> "Settings":
+        # The brief: `openai` when a key or base URL is set, else the offline `extractive` provider.
+        if self.provider is None:
+            configured = self.openai_api_key is not None or self.openai_base_url is not None
+            self.provider = "openai" if configured else "extractive"
+        return self
+
+    @property
+    def broker_url(self) -> str:
+        return self.redis_url or "redis://127.0.0.1:6379/0"
+
+    def sqlite_path(self) -> Path | None:
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and self.database_url != "sqlite:///:memory:":
+            return Path(self.database_url.removeprefix(prefix))
+        return None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,142 @@
+"""Database tables and their public shapes, as a SQLModel ladder (Base -> table -> Public).
+
+The schema itself is made only by Alembic migrations (evenhand/migrations).
+"""
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import JSON, Column, Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(nullable: bool = True, **kwargs: Any) -> Any:
+    return Field(default=None, sa_type=sa.DateTime(timezone=True), nullable=nullable, **kwargs)
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    canceled = "canceled"
+
+
+FINISHED_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled})
+
+
+# --- API keys -------------------------------------------------------------------------------------
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    prefix: str = Field(max_length=32, description="The key's first characters, to recognise it")
+    key_hash: str = Field(max_length=64, unique=True, description="SHA-256 of the full key")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    revoked_at: datetime | None = _timestamp()
+
+
+# --- articles -------------------------------------------------------------------------------------
+
+
+class ArticleBase(SQLModel):
+    title: str | None = Field(default=None, max_length=1000)
+    source: str | None = Field(default=None, max_length=1000)
+    url: str | None = Field(default=None, max_length=2048)
+    language: str | None = Field(default=None, max_length=35)
+
+
+class Article(ArticleBase, table=True):
+    __tablename__ = "article"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: int = Field(foreign_key="api_key.id", index=True)
+    input_kind: str = Field(max_length=10, description="text | html | url")
+    raw_text: str = Field(sa_type=sa.Text, description="The input as submitted (HTML for html)")
+    clean_text: str | None = Field(default=None, sa_type=sa.Text)
+    content_hash: str | None = Field(default=None, max_length=64, index=True)
+    extra: dict[str, Any] | None = Field(default=None, sa_column=Column("metadata", JSON))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "job"
+    __table_args__ = (sa.Index("ix_job_owner_created", "owner_id", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    article_id: uuid.UUID = Field(foreign_key="article.id", index=True)
+    owner_id: int = Field(foreign_key="api_key.id")
+    status: JobStatus = Field(default=JobStatus.queued, sa_type=sa.String(16), index=True)
+    attempts: int = 0
+    error_code: str | None = Field(default=None, max_length=64)
+    error_message: str | None = Field(default=None, sa_type=sa.Text)
+    task_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    published_at: datetime | None = _timestamp()
+    started_at: datetime | None = _timestamp()
+    finished_at: datetime | None = _timestamp()
+
+
+# --- results --------------------------------------------------------------------------------------
+
+
+class Result(SQLModel, table=True):
+    __tablename__ = "result"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    # unique: a redelivered task can never store a second result for the same job
+    job_id: uuid.UUID = Field(foreign_key="job.id", unique=True)
+    article_id: uuid.UUID = Field(foreign_key="article.id", index=True)
+    content_hash: str = Field(max_length=64)
+    article_type: str = Field(max_length=16)
+    thesis: str = Field(sa_type=sa.Text)
+    summary: str = Field(sa_type=sa.Text)
+    loaded_language: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    provider: str = Field(max_length=32)
+    model: str = Field(max_length=200)
+    prompt_version: str = Field(max_length=32)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_calls: int = 0
+    quotes: int = 0
+    verified: int = 0
+    chars_in: int = 0
+    chars_kept: int = 0
+    lines_removed: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class ArgumentPoint(SQLModel, table=True):
+    __tablename__ = "argument_point"
+
+    id: int | None = Field(default=None, primary_key=True)
+    result_id: uuid.UUID = Field(foreign_key="result.id", index=True)
+    position: int
+    claim: str = Field(sa_type=sa.Text)
+    speaker: str = Field(sa_type=sa.Text)
+    premises: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class Evidence(SQLModel, table=True):
+    __tablename__ = "evidence"
+
+    id: int | None = Field(default=None, primary_key=True)
+    point_id: int = Field(foreign_key="argument_point.id", index=True)
+    position: int
+    quote: str = Field(sa_type=sa.Text)
+    start: int
+    end: int
+    verified: bool
+    score: float

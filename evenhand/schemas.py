@@ -1,0 +1,89 @@
+"""Public shapes of a job and its result, as the API serves them (see DESIGN.md, "The result")."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, field_serializer
+
+from evenhand.models import JobStatus
+
+
+class EvidencePublic(BaseModel):
+    quote: str
+    start: int
+    end: int
+    verified: bool
+    score: float
+
+
+class ArgumentPointPublic(BaseModel):
+    claim: str
+    speaker: str
+    premises: list[str]
+    evidence: list[EvidencePublic]
+
+
+class LoadedTerm(BaseModel):
+    term: str
+    start: int
+    end: int
+
+
+class UsagePublic(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    llm_calls: int
+
+
+class GroundingPublic(BaseModel):
+    quotes: int
+    verified: int
+
+
+class CleaningPublic(BaseModel):
+    chars_in: int
+    chars_kept: int
+    lines_removed: int
+
+
+class ResultPublic(BaseModel):
+    article_type: Literal["opinion", "news", "analysis", "other"]
+    thesis: str
+    summary: str
+    argument_points: list[ArgumentPointPublic]
+    loaded_language: list[LoadedTerm]
+    provider: str
+    model: str
+    prompt_version: str
+    usage: UsagePublic
+    grounding: GroundingPublic
+    cleaning: CleaningPublic
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    # SQLite hands timestamps back without a zone; they were written in UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class JobPublic(BaseModel):
+    id: uuid.UUID
+    article_id: uuid.UUID
+    status: JobStatus
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: JobError | None = None
+    result: ResultPublic | None = None
+
+    @field_serializer("created_at", "started_at", "finished_at")
+    def _serialize_time(self, value: datetime | None) -> datetime | None:
+        return _as_utc(value)

@@ -1,0 +1,70 @@
+"""Session-wide real services; the `stack` fixture runs every end-to-end test on SQLite and on
+PostgreSQL."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stack import (
+    FakeLLM,
+    Stack,
+    fake_llm_service,
+    fresh_database,
+    postgres_server,
+    redis_service,
+    running_stack,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "articles"
+
+
+@pytest.fixture(scope="session")
+def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def redis_url(services_dir: Path) -> Iterator[str]:
+    with redis_service(services_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url(services_dir: Path) -> Iterator[str]:
+    with postgres_server(services_dir) as server, fresh_database(server) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def fake_llm(services_dir: Path) -> Iterator[FakeLLM]:
+    with fake_llm_service(services_dir) as llm:
+        yield llm
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def stack(
+    request: pytest.FixtureRequest, services_dir: Path, redis_url: str, fake_llm: FakeLLM
+) -> Iterator[Stack]:
+    if request.param == "postgres":
+        database_url = request.getfixturevalue("postgres_url")
+    else:
+        database_url = f"sqlite:///{services_dir / 'evenhand.db'}"
+    with running_stack(request.param, database_url, redis_url, fake_llm, services_dir) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _calm_llm(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test starts and ends with an LLM stand-in that answers at once and never fails."""
+    if "stack" not in request.fixturenames and "fake_llm" not in request.fixturenames:
+        yield
+        return
+    llm: FakeLLM = request.getfixturevalue("fake_llm")
+    llm.control(latency=0, faults=[])
+    yield
+    llm.control(latency=0, faults=[])
+
+
+def fixture_text(name: str) -> str:
+    return (FIXTURES / name).read_text(encoding="utf-8")

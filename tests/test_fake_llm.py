@@ -1,0 +1,447 @@
+"""The fake LLM server, driven over real HTTP by the real `openai` client."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.fake_llm import generate_answer
+from worker.schemas import Draft
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+STARTUP_TIMEOUT = 20.0
+HTTP_TIMEOUT = 10.0
+
+ARTICLE = (
+    "Libraries Are Worth Saving\n"
+    "\n"
+    "The city council voted on Tuesday to close the Elm Street library. "
+    "Critics called the decision reckless and short-sighted. "
+    "Mr. Okafor, who chairs the finance committee, said the branch costs too much to run. "
+    "Supporters of the library say it is the only quiet place to study in the district.\n"
+    "\n"
+    "The closure will save about 400,000 euros a year, according to the council. "
+    "Parents plan to protest outside City Hall next week. "
+    "Nobody expects the vote to be reversed."
+)
+SYSTEM_PROMPT = "You write neutral summaries. The article sits between <article> and </article>."
+
+
+def _user_message(article: str) -> str:
+    return f"Summarize the article below.\nTitle: (none)\n\n<article>\n{article}\n</article>"
+
+
+def _messages(article: str = ARTICLE) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": _user_message(article)},
+    ]
+
+
+def _draft_format() -> dict[str, Any]:
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "draft", "strict": True, "schema": Draft.model_json_schema()},
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class FakeLLM:
+    """Handle on the running server: control, stats and pre-configured clients."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = httpx.Client(base_url=base, timeout=HTTP_TIMEOUT)
+
+    def control(self, **settings: Any) -> dict[str, Any]:
+        response = self.http.post("/_control", json=settings)
+        response.raise_for_status()
+        return response.json()
+
+    def stats(self) -> dict[str, Any]:
+        return self.http.get("/_stats").raise_for_status().json()
+
+    def client(self, timeout: float = HTTP_TIMEOUT) -> openai.OpenAI:
+        return openai.OpenAI(
+            base_url=f"{self.base}/v1", api_key="x", max_retries=0, timeout=timeout
+        )
+
+    def ask(self, client: openai.OpenAI, **kwargs: Any) -> Any:
+        kwargs.setdefault("response_format", _draft_format())
+        return client.chat.completions.create(model="gpt-4o-mini", messages=_messages(), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    # A file, not a pipe: nobody reads the output while tests run, and a full pipe would block.
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fake_llm", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                output.seek(0)
+                raise AssertionError(f"fake_llm exited early:\n{output.read().decode()}")
+            try:
+                return httpx.get(f"{base}/_stats", timeout=1.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        try:
+            _wait_until(ready, STARTUP_TIMEOUT, "fake_llm to start")
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@pytest.fixture
+def fake(server: str) -> Iterator[FakeLLM]:
+    handle = FakeLLM(server)
+    handle.control(latency=0, faults=[], reset_stats=True)  # each test starts clean
+    try:
+        yield handle
+    finally:
+        handle.http.close()
+
+
+# --- answers ---------------------------------------------------------------------------------
+
+
+def test_strict_json_schema_answer_validates_as_draft(fake: FakeLLM) -> None:
+    with fake.client() as client:
+        completion = fake.ask(client)
+
+    assert completion.object == "chat.completion"
+    assert completion.model == "gpt-4o-mini"
+    choice = completion.choices[0]
+    assert choice.finish_reason == "stop"
+    assert choice.message.refusal is None
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
+    assert completion.usage.total_tokens == (
+        completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
+
+    assert choice.message.content is not None
+    draft = Draft.model_validate_json(choice.message.content)
+    quotes = [e.quote for point in draft.argument_points for e in point.evidence]
+    assert len(quotes) >= 2
+    assert all(quote and quote in ARTICLE for quote in quotes), quotes
+    assert len(set(quotes)) == len(quotes), "quotes should walk the article, not repeat"
+    assert draft.loaded_language and all(
+        re.search(rf"\b{re.escape(word)}\b", ARTICLE) for word in draft.loaded_language
+    )
+    assert draft.summary and draft.thesis
+    assert all(point.speaker == "the author" and point.premises for point in draft.argument_points)
+
+
+def test_last_request_shows_what_the_client_sent(fake: FakeLLM) -> None:
+    with fake.client() as client:
+        fake.ask(client)
+
+    sent = fake.stats()["last_request"]
+    system, user = sent["messages"]
+    assert sent["model"] == "gpt-4o-mini"
+    assert sent["response_format"]["json_schema"]["strict"] is True
+    assert "<article>\n" + ARTICLE + "\n</article>" in user["content"]
+    assert ARTICLE not in system["content"]
+
+
+def test_without_delimiters_the_whole_user_message_is_the_article(fake: FakeLLM) -> None:
+    text = "Plain request without delimiters. " + ARTICLE
+    with fake.client() as client:
+        completion = client.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": text}],
+            response_format=_draft_format(),
+        )
+    draft = Draft.model_validate_json(completion.choices[0].message.content or "")
+    assert all(e.quote in text for p in draft.argument_points for e in p.evidence)
+
+
+def test_json_object_mode_uses_a_schema_embedded_in_a_fence(fake: FakeLLM) -> None:
+    schema = json.dumps(Draft.model_json_schema())
+    messages = [
+        {"role": "system", "content": f"Answer with JSON matching:\n```json\n{schema}\n```"},
+        {"role": "user", "content": _user_message(ARTICLE)},
+    ]
+    with fake.client() as client:
+        completion = client.chat.completions.create(
+            model="m", messages=messages, response_format={"type": "json_object"}
+        )
+    draft = Draft.model_validate_json(completion.choices[0].message.content or "")
+    assert all(e.quote in ARTICLE for p in draft.argument_points for e in p.evidence)
+
+
+def test_json_object_mode_without_a_schema_is_an_empty_object(fake: FakeLLM) -> None:
+    with fake.client() as client:
+        completion = fake.ask(client, response_format={"type": "json_object"})
+    assert json.loads(completion.choices[0].message.content or "") == {}
+
+
+def test_models_endpoint(fake: FakeLLM) -> None:
+    with fake.client() as client:
+        models = client.models.list()
+    assert any(model.id for model in models.data)
+
+
+# --- latency and concurrency -------------------------------------------------------------------
+
+
+def test_latency_delays_the_answer(fake: FakeLLM) -> None:
+    fake.control(latency=0.5)
+    with fake.client() as client:
+        started = time.monotonic()
+        completion = fake.ask(client)
+        elapsed = time.monotonic() - started
+    assert elapsed >= 0.45  # lower bound only; the loop clock may fire a hair early
+    Draft.model_validate_json(completion.choices[0].message.content or "")
+
+
+def test_concurrent_requests_are_served_together(fake: FakeLLM) -> None:
+    fake.control(latency=0.5)
+    workers = 8
+    barrier = threading.Barrier(workers, timeout=HTTP_TIMEOUT)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            with fake.client() as client:
+                barrier.wait()
+                fake.ask(client)
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=HTTP_TIMEOUT * 2)
+    assert not any(thread.is_alive() for thread in threads)
+    assert not errors, errors
+
+    stats = fake.stats()
+    assert stats["requests"] == workers and stats["completions"] == workers
+    assert stats["max_in_flight"] >= 2  # async sleeps overlap instead of queueing
+    assert stats["in_flight"] == 0
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+
+def test_429_is_a_rate_limit_error_with_retry_after(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "429", "count": 1, "retry_after": 7}])
+    with fake.client() as client, pytest.raises(openai.RateLimitError) as caught:
+        fake.ask(client)
+    assert caught.value.response.headers["retry-after"] == "7"
+    assert caught.value.code == "rate_limit_exceeded"
+
+
+def test_429_retry_after_defaults_to_one_second(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": 429, "count": 1}])
+    with fake.client() as client, pytest.raises(openai.RateLimitError) as caught:
+        fake.ask(client)
+    assert caught.value.response.headers["retry-after"] == "1"
+
+
+def test_quota_is_a_rate_limit_error_without_retry_after(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "quota", "count": 1}])
+    with fake.client() as client, pytest.raises(openai.RateLimitError) as caught:
+        fake.ask(client)
+    assert caught.value.code == "insufficient_quota"
+    assert caught.value.type == "insufficient_quota"
+    assert "retry-after" not in caught.value.response.headers
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [("500", openai.InternalServerError), ("auth", openai.AuthenticationError)],
+)
+def test_status_faults_raise(fake: FakeLLM, kind: str, error: type[Exception]) -> None:
+    fake.control(faults=[{"kind": kind, "count": 1}])
+    with fake.client() as client, pytest.raises(error):
+        fake.ask(client)
+
+
+def test_auth_fault_carries_invalid_api_key_code(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "auth", "count": 1}])
+    with fake.client() as client, pytest.raises(openai.AuthenticationError) as caught:
+        fake.ask(client)
+    assert caught.value.code == "invalid_api_key"
+
+
+def test_timeout_fault_times_the_client_out(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "timeout", "count": 1, "timeout_seconds": 3}])
+    with fake.client(timeout=1.0) as client, pytest.raises(openai.APITimeoutError):
+        fake.ask(client)
+    # The server notices the hang-up (or finishes its sleep) and stops counting it.
+    _wait_until(lambda: fake.stats()["in_flight"] == 0, 10.0, "in_flight to drop")
+    assert fake.stats()["faults"]["timeout"] == 1
+
+
+def test_malformed_body_fails_in_the_client(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "malformed", "count": 1}])
+    with fake.client() as client:
+        try:
+            completion = fake.ask(client)
+        except Exception:  # openai raises the JSON decoder's error for a truncated body
+            return
+    with pytest.raises(ValueError):
+        json.loads(completion.choices[0].message.content or "")
+
+
+def test_bad_json_content_is_a_200_with_unparseable_content(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "bad_json_content", "count": 1}])
+    with fake.client() as client:
+        completion = fake.ask(client)
+    assert completion.choices[0].finish_reason == "stop"
+    with pytest.raises(ValueError):
+        json.loads(completion.choices[0].message.content or "")
+
+
+def test_length_fault_truncates_content(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "length", "count": 1}])
+    with fake.client() as client:
+        completion = fake.ask(client)
+    choice = completion.choices[0]
+    assert choice.finish_reason == "length"
+    assert choice.message.content
+    with pytest.raises(ValueError):
+        json.loads(choice.message.content)
+
+
+def test_refusal_fault(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "refusal", "count": 1}])
+    with fake.client() as client:
+        completion = fake.ask(client)
+    message = completion.choices[0].message
+    assert message.content is None
+    assert message.refusal == "I can't help with that."
+
+
+def test_count_faults_stop_after_n_and_stats_count_them(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "500", "count": 2}])
+    with fake.client() as client:
+        for _ in range(2):
+            with pytest.raises(openai.InternalServerError):
+                fake.ask(client)
+        fake.ask(client)  # third request is healthy again
+
+    stats = fake.stats()
+    assert stats["requests"] == 3
+    assert stats["completions"] == 1
+    assert stats["faults"]["500"] == 2
+    assert sum(stats["faults"].values()) == 2
+    assert stats["in_flight"] == 0
+
+
+def test_rate_faults_fire_with_their_probability(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "429", "rate": 1.0}])
+    with fake.client() as client:
+        for _ in range(3):
+            with pytest.raises(openai.RateLimitError):
+                fake.ask(client)
+        fake.control(faults=[{"kind": "429", "rate": 0.0}])
+        fake.ask(client)
+    assert fake.stats()["faults"]["429"] == 3
+
+
+def test_control_keeps_unmentioned_settings_and_rejects_nonsense(fake: FakeLLM) -> None:
+    settings = fake.control(latency=0.25)
+    settings = fake.control(faults=[{"kind": "500", "count": 1}])
+    assert settings["latency"] == 0.25
+    assert settings["faults"] == [{"kind": "500", "count": 1, "timeout_seconds": 30.0}]
+
+    bad = [
+        {"faults": [{"kind": "teapot", "count": 1}]},
+        {"faults": [{"kind": "500"}]},  # neither rate nor count
+        {"latency": -1},
+        {"unknown": True},
+    ]
+    for body in bad:
+        assert fake.http.post("/_control", json=body).status_code == 422, body
+
+
+def test_reset_stats_zeroes_counters(fake: FakeLLM) -> None:
+    with fake.client() as client:
+        fake.ask(client)
+    assert fake.stats()["requests"] == 1
+    fake.control(reset_stats=True)
+    stats = fake.stats()
+    assert stats["requests"] == stats["completions"] == stats["max_in_flight"] == 0
+    assert stats["last_request"] is None
+
+
+# --- the generator, in process -------------------------------------------------------------------
+
+
+def test_generator_follows_schema_keywords() -> None:
+    schema = {
+        "$defs": {
+            "Tag": {"type": "string", "enum": ["first", "second"]},
+            "Item": {
+                "type": "object",
+                "properties": {"quote": {"type": "string"}, "n": {"type": "integer"}},
+            },
+        },
+        "type": "object",
+        "properties": {
+            "tag": {"$ref": "#/$defs/Tag"},
+            "maybe": {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/Item"}]},
+            "three": {"type": "array", "items": {"type": "number"}, "minItems": 3},
+            "one": {"type": "array", "items": {"type": "boolean"}, "maxItems": 1},
+            "short": {"type": "string", "maxLength": 5},
+            "loaded_language": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    answer = generate_answer(schema, ARTICLE)
+    assert answer["tag"] == "first"
+    assert answer["maybe"]["quote"] in ARTICLE and answer["maybe"]["n"] == 0
+    assert answer["three"] == [0, 0, 0]
+    assert answer["one"] == [False]
+    assert len(answer["short"]) <= 5
+    assert len(answer["loaded_language"]) == 2
+    assert all(" " not in word and word in ARTICLE for word in answer["loaded_language"])
+
+
+def test_generator_handles_an_empty_article() -> None:
+    answer = generate_answer(Draft.model_json_schema(), "")
+    Draft.model_validate(answer)

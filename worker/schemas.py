@@ -1,0 +1,43 @@
+"""What the summarizer (an LLM or the extractive provider) hands back, before grounding.
+
+These pydantic models are the single source of the JSON schema sent to the LLM as a strict
+`json_schema` response format: `extra="forbid"` and no defaults make pydantic's own schema
+strict-mode compatible (every property required, no additional properties).
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ArticleType = Literal["opinion", "news", "analysis", "other"]
+
+
+class DraftEvidence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quote: str = Field(description="A verbatim span copied from the article text")
+
+
+class DraftPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    claim: str = Field(description="The claim, stated neutrally")
+    speaker: str = Field(description='Who holds the claim: "the author", a named source, ...')
+    premises: list[str] = Field(description="The reasons given for the claim")
+    evidence: list[DraftEvidence] = Field(description="Verbatim quotes from the article")
+
+
+class Draft(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    article_type: ArticleType
+    thesis: str = Field(description="The article's main claim, attributed to its holder")
+    summary: str = Field(description="A neutral summary that attributes every opinion")
+    argument_points: list[DraftPoint]
+    loaded_language: list[str] = Field(description="Loaded or emotive terms used in the article")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_calls: int = 0
