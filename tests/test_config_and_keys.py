@@ -1,0 +1,47 @@
+"""Settings defaults and API key handling."""
+
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+
+from evenhand.config import Settings
+from evenhand.db import make_engine
+from evenhand.keys import create_key, find_active_key, hash_key, revoke_key
+from evenhand.migrate import upgrade_to_head
+
+
+def test_provider_defaults_to_extractive_without_an_llm(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "EVENHAND_PROVIDER"):
+        monkeypatch.delenv(name, raising=False)
+    assert Settings(_env_file=None).provider == "extractive"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
+    assert Settings(_env_file=None).provider == "openai"
+    monkeypatch.setenv("EVENHAND_PROVIDER", "extractive")
+    assert Settings(_env_file=None).provider == "extractive"
+
+
+def test_keys_are_stored_hashed_and_revocable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    from evenhand import config, db  # the cached settings and engine must see this URL
+
+    config.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    try:
+        upgrade_to_head()
+        with Session(make_engine(url)) as session:
+            row, plaintext = create_key(session, "team")
+            assert plaintext.startswith("eh_") and len(plaintext) > 40
+            assert row.key_hash == hash_key(plaintext) and plaintext not in row.key_hash
+            assert row.prefix == plaintext[: len(row.prefix)]
+            assert find_active_key(session, plaintext) == row
+            assert find_active_key(session, plaintext + "x") is None
+            assert row.id is not None
+            revoke_key(session, row.id)
+            assert find_active_key(session, plaintext) is None
+    finally:
+        config.get_settings.cache_clear()
+        db.get_engine.cache_clear()
