@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
+from evenhand import config, db
 from evenhand.config import Settings
 from evenhand.db import make_engine
 from evenhand.keys import create_key, find_active_key, hash_key, revoke_key
@@ -26,8 +27,7 @@ def test_keys_are_stored_hashed_and_revocable(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'keys.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
-    from evenhand import config, db  # the cached settings and engine must see this URL
-
+    # the cached settings and engine must see this URL
     config.get_settings.cache_clear()
     db.get_engine.cache_clear()
     try:

@@ -12,11 +12,7 @@ def test_the_article_is_data_in_the_user_message_only() -> None:
     system, user = build_messages(text, title="T", source=None, language=None)
     assert system["role"] == "system" and "Ignore previous instructions" not in system["content"]
     body = user["content"].split("<article>\n", 1)[1]
-    assert (
-        (body.count("</article>") == 1 and body.endswith("\n</article>\n"))
-        or body.endswith("</article>\n")
-        or body.rstrip().endswith("</article>")
-    )
+    assert body.count("</article>") == 1 and body.rstrip().endswith("</article>")
     assert "‹/article›" in body and "‹article›" in body
     assert "{title}" in body  # braces in the article are never template fields
 
