@@ -28,7 +28,12 @@ class ArticleCreate(ArticleBase):
     html: str | None = Field(
         default=None, description="A whole HTML page; the main content is extracted"
     )
-    url: str | None = Field(default=None, max_length=2048, description="Not accepted yet")
+    url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^(?i:https?)://",
+        description="An http(s) address the worker fetches (public addresses only)",
+    )
     # `metadata` would shadow SQLModel's own class attribute, hence the alias
     meta: dict[str, Any] | None = Field(
         default=None, alias="metadata", description="Stored and returned as given"

@@ -28,7 +28,8 @@ from evenhand.logging import configure_logging
 from evenhand.migrate import upgrade_to_head
 from worker import app as celery_app
 from worker.errors import PipelineError
-from worker.pipeline import SourceArticle, summarize_article
+from worker.evaluation import evaluate_folder, total
+from worker.pipeline import SourceArticle, labels, summarize_article
 
 app = typer.Typer(
     help="evenhand: neutral summaries and argument maps of articles.", no_args_is_help=True
@@ -240,11 +241,51 @@ def summarize(
     kind = "html" if file.suffix.lower() in (".html", ".htm") else "text"
     article = SourceArticle(input_kind=kind, raw_text=raw, title=file.stem, language=language)
     try:
-        _cleaned, result = summarize_article(article, get_settings())
+        result = summarize_article(article, get_settings())
     except PipelineError as exc:
         console.print(f"[red]{exc.code}[/red]: {exc.message}")
         raise typer.Exit(1) from None
     print(result.model_dump_json(indent=2))
+
+
+@app.command("eval")
+def evaluate(
+    folder: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, help="A folder of .txt/.html articles")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON rows instead of a table")
+    ] = False,
+) -> None:
+    """Run every article in FOLDER through the configured provider and print quality figures."""
+    settings = get_settings()
+    rows = evaluate_folder(folder, settings)
+    if not rows:
+        console.print(f"[red]no .txt or .html articles in {folder}[/red]")
+        raise typer.Exit(1)
+    rows.append(total(rows))
+    if as_json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+        return
+    label = labels(settings)
+    table = Table(
+        "article", "quotes verified", "loaded terms source → summary", "boilerplate lines",
+        "tokens in / out", "LLM calls", "seconds", "error",
+        title=f"evenhand eval · {label.provider} / {label.model} / {label.prompt_version}",
+    )  # fmt: skip
+    for row in rows:
+        table.add_row(
+            row.article,
+            f"{row.verified}/{row.quotes}",
+            f"{row.loaded_in_source} → {row.loaded_in_summary}",
+            str(row.lines_removed),
+            f"{row.prompt_tokens} / {row.completion_tokens}",
+            str(row.llm_calls),
+            f"{row.seconds:.2f}",
+            row.error,
+            end_section=row is rows[-2],
+        )
+    Console(width=160).print(table)
 
 
 # --- the whole stack ------------------------------------------------------------------------------

@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     model: str = "gpt-4o-mini"
     llm_timeout: float = 60.0
     llm_max_retries: int = 2
+    llm_max_output_tokens: int = 4096
+    response_format: Literal["json_schema", "json_object"] = "json_schema"
+    token_budget: int = 12_000  # above it, an article goes through map-reduce
+    chunk_overlap_tokens: int = 200
+    fetch_timeout: float = 15.0
+    fetch_max_bytes: int = 5_000_000
+    fetch_allow_private: bool = False  # development and tests only: lets URL input reach loopback
 
     queue: str = "evenhand"
     worker_pool: Literal["threads", "prefork", "solo", "gevent"] = "threads"

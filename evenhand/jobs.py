@@ -28,6 +28,7 @@ from evenhand.schemas import (
     JobError,
     JobPublic,
     LoadedTerm,
+    NeutralityPublic,
     ResultPublic,
     UsagePublic,
 )
@@ -140,6 +141,9 @@ def load_result(session: Session, result: Result) -> ResultPublic:
             chars_in=result.chars_in,
             chars_kept=result.chars_kept,
             lines_removed=result.lines_removed,
+        ),
+        neutrality=NeutralityPublic(
+            summary_loaded_terms=[LoadedTerm(**term) for term in result.summary_loaded_terms]
         ),
     )
 

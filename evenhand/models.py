@@ -94,6 +94,10 @@ class Job(SQLModel, table=True):
 
 class Result(SQLModel, table=True):
     __tablename__ = "result"
+    __table_args__ = (
+        # dedupe: the same clean text through the same provider, model and prompt is reused
+        sa.Index("ix_result_reuse", "content_hash", "provider", "model", "prompt_version"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     # unique: a redelivered task can never store a second result for the same job
@@ -104,6 +108,10 @@ class Result(SQLModel, table=True):
     thesis: str = Field(sa_type=sa.Text)
     summary: str = Field(sa_type=sa.Text)
     loaded_language: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    # loaded terms left in the summary outside quotes and attributed speech, after repair
+    summary_loaded_terms: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     provider: str = Field(max_length=32)
     model: str = Field(max_length=200)
     prompt_version: str = Field(max_length=32)
@@ -140,3 +148,20 @@ class Evidence(SQLModel, table=True):
     end: int
     verified: bool
     score: float
+
+
+# --- idempotency ----------------------------------------------------------------------------------
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first answer to a POST with an `Idempotency-Key`, replayed for the same key and body."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (sa.UniqueConstraint("owner_id", "key", name="uq_idempotency_owner_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="api_key.id")
+    key: str = Field(max_length=200)
+    request_hash: str = Field(max_length=64)
+    job_id: uuid.UUID = Field(foreign_key="job.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))

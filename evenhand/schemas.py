@@ -47,6 +47,11 @@ class CleaningPublic(BaseModel):
     lines_removed: int
 
 
+class NeutralityPublic(BaseModel):
+    # loaded terms left in the summary outside quotes and attributed speech (offsets into summary)
+    summary_loaded_terms: list[LoadedTerm]
+
+
 class ResultPublic(BaseModel):
     article_type: Literal["opinion", "news", "analysis", "other"]
     thesis: str
@@ -59,6 +64,7 @@ class ResultPublic(BaseModel):
     usage: UsagePublic
     grounding: GroundingPublic
     cleaning: CleaningPublic
+    neutrality: NeutralityPublic
 
 
 class JobError(BaseModel):

@@ -1,6 +1,7 @@
 """Session-wide real services; the `stack` fixture runs every end-to-end test on SQLite and on
 PostgreSQL."""
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,10 +62,16 @@ def _calm_llm(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     llm: FakeLLM = request.getfixturevalue("fake_llm")
-    llm.control(latency=0, faults=[])
+    calm = {"latency": 0, "faults": [], "max_context_chars": None, "requests_log": False}
+    llm.control(**calm, reset_stats=True)
     yield
-    llm.control(latency=0, faults=[])
+    llm.control(**calm)
 
 
 def fixture_text(name: str) -> str:
     return (FIXTURES / name).read_text(encoding="utf-8")
+
+
+def fresh_text(name: str) -> str:
+    """A fixture article with a unique last line, so no stored result is reused for it (dedupe)."""
+    return fixture_text(name) + f"\nThis copy of the article carries the number {uuid.uuid4()}.\n"

@@ -12,12 +12,27 @@ Embed: create_app(latency=..., faults=[...]) -> Starlette ASGI app.
 
 Control (tests and benchmarks):
     POST /_control  {"latency": s, "faults": [{"kind": K, "rate": p | "count": n, ...}],
-                     "seed": n, "language": "en", "reset_stats": true}
+                     "seed": n, "language": "en", "max_context_chars": n | null,
+                     "requests_log": bool, "reset_stats": true}
                     Keys present replace that setting; absent keys keep theirs.
     GET  /_control  current settings.
     GET  /_stats    {"requests", "completions", "faults": {kind: n}, "in_flight",
                      "max_in_flight", "last_request"}
                     `completions` counts fault-free answers; `latency` delays every answer.
+    GET  /_requests the last 200 chat request bodies, oldest first, while `requests_log` is on
+                    (`reset_stats` clears them).
+
+Fault kinds: "429" (Retry-After: `retry_after`, default 1), "quota", "500", "auth",
+"malformed" (truncated body), "bad_json_content", "timeout" (sleeps `timeout_seconds`),
+"length" (truncated content), "refusal", "context_length" (400 context_length_exceeded),
+"reject_json_schema" (400 unsupported_response_format, only for json_schema requests),
+"bad_quotes" (200, every `quote` string reworded so it is not in the article) and
+"loaded_summary" (200, `summary`/`thesis` start with an unattributed loaded phrase).
+A rule only fires on, and a count rule only counts, requests it applies to: the last three
+apply only to json_schema requests / answers with a quote / answers with a summary or thesis.
+
+`max_context_chars` (default null = unlimited): requests whose messages hold more characters
+get the context_length error, counted in `faults["context_length"]` without using up a rule.
 
 Everything runs on one event loop and state is only touched between awaits, so no locks.
 """
@@ -33,7 +48,8 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal, get_args
@@ -41,18 +57,34 @@ from typing import Any, Literal, get_args
 import sentencex
 import uvicorn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from rapidfuzz import fuzz
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 FaultKind = Literal[
-    "429", "500", "malformed", "bad_json_content", "timeout", "quota", "auth", "length", "refusal"
+    "429",
+    "500",
+    "malformed",
+    "bad_json_content",
+    "timeout",
+    "quota",
+    "auth",
+    "length",
+    "refusal",
+    "reject_json_schema",
+    "bad_quotes",
+    "loaded_summary",
+    "context_length",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
 MODEL_IDS = ("gpt-4o-mini", "gpt-4o", "fake-llm")
 REFUSAL_TEXT = "I can't help with that."
+LOADED_PREFIX = "This disastrous and shameful plan: "
+CONTEXT_LENGTH_TOKENS = 8192  # what the "context_length" fault claims the limit is
+REQUESTS_LOG_SIZE = 200
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,6 +123,10 @@ class ControlRequest(BaseModel):
     faults: list[FaultSpec] | None = None
     seed: int | None = None  # reseeds the RNG behind rate-based faults, for reproducible runs
     language: str | None = None  # sentencex language code used to split articles
+    # Longer prompts (total message characters) get a context_length error; null = unlimited.
+    # Unlike the other keys, an explicit null is a change (back to unlimited).
+    max_context_chars: int | None = Field(default=None, ge=0)
+    requests_log: bool | None = None  # keep the last chat request bodies for GET /_requests
     reset_stats: bool = False
 
 
@@ -127,15 +163,23 @@ class FakeLLMState:
     latency: float = 0.0
     faults: list[_ActiveFault] = field(default_factory=list)
     language: str = "en"
+    max_context_chars: int | None = None
+    requests_log: bool = False
+    logged_requests: deque[Any] = field(default_factory=lambda: deque(maxlen=REQUESTS_LOG_SIZE))
     rng: random.Random = field(default_factory=random.Random)
     stats: Stats = field(default_factory=Stats)
 
     def set_faults(self, specs: Sequence[FaultSpec]) -> None:
         self.faults = [_ActiveFault(spec, spec.count) for spec in specs]
 
-    def next_fault(self) -> FaultSpec | None:
-        """The first rule that fires for this request (count rules consume one shot)."""
+    def next_fault(self, applies: Callable[[str], bool] = lambda kind: True) -> FaultSpec | None:
+        """The first rule that fires for this request (count rules consume one shot).
+
+        Rules whose kind does not `applies` to this request are skipped entirely: they neither
+        fire, nor use up a count, nor draw from the RNG."""
         for active in self.faults:
+            if not applies(active.spec.kind):
+                continue
             if active.remaining is not None:
                 if active.remaining > 0:
                     active.remaining -= 1
@@ -151,7 +195,13 @@ class FakeLLMState:
             if active.remaining is not None:
                 entry["count"] = active.remaining  # what is left, not what was asked
             faults.append(entry)
-        return {"latency": self.latency, "faults": faults, "language": self.language}
+        return {
+            "latency": self.latency,
+            "faults": faults,
+            "language": self.language,
+            "max_context_chars": self.max_context_chars,
+            "requests_log": self.requests_log,
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,14 +327,67 @@ def _lower_first(sentence: str) -> str:
     return first.lower() + sentence[len(first) :] if first.lower() in _LOWERABLE else sentence
 
 
+# A distorted quote must not verify even under fuzzy grounding (evenhand's default threshold is
+# 90 on a 0-100 scale), so keep rewording until the best match anywhere scores below this.
+_DISTORTED_MAX_SIMILARITY = 75.0
+
+
+def _too_close(text: str, article: str) -> bool:
+    folded, haystack = text.casefold(), article.casefold()
+    if folded in haystack:
+        return True
+    similarity = fuzz.partial_ratio(folded, haystack, score_cutoff=_DISTORTED_MAX_SIMILARITY)
+    return similarity >= _DISTORTED_MAX_SIMILARITY
+
+
+def distort_quote(sentence: str, article: str) -> str:
+    """`sentence` with its meaning changed so that it is nowhere in `article`: "not" goes in
+    after the first word and the middle word becomes "entirely"; if that is still close to some
+    passage (fuzzy grounding would accept it), more words become "entirely", nearest the middle
+    first."""
+    words = sentence.split()
+    words.insert(1 if words else 0, "not")
+    middle = len(words) // 2
+    order = sorted(range(2, len(words)), key=lambda i: (abs(i - middle), i))
+    if not order:
+        words.append("entirely")
+    text = " ".join(words)
+    for index in order:
+        words[index] = "entirely"
+        text = " ".join(words)
+        if not _too_close(text, article):
+            return text
+    # Tiny quotes may still be "close" (fuzzy grounding ignores them anyway), but never verbatim.
+    while text.casefold() in article.casefold():  # never verbatim, whatever the similarity
+        text += " entirely"
+    return text
+
+
 class SchemaAnswer:
     """Builds one JSON value matching a schema, with text drawn deterministically from the
-    article. Per-field counters make successive quotes/claims walk the article in order."""
+    article. Per-field counters make successive quotes/claims walk the article in order.
 
-    def __init__(self, root: Mapping[str, Any], material: ArticleMaterial) -> None:
+    `used` collects the kinds of text generated ("quote", "summary", "thesis"), which tells the
+    server whether the "bad_quotes"/"loaded_summary" faults apply; those faults regenerate the
+    answer with `bad_quotes=True` (quotes distorted, see `distort_quote`) or
+    `loaded_summary=True` (summary and thesis prefixed with `LOADED_PREFIX`)."""
+
+    def __init__(
+        self,
+        root: Mapping[str, Any],
+        material: ArticleMaterial,
+        *,
+        article: str = "",
+        bad_quotes: bool = False,
+        loaded_summary: bool = False,
+    ) -> None:
         self.root = root
         self.material = material
+        self.article = article
+        self.bad_quotes = bad_quotes
+        self.loaded_summary = loaded_summary
         self.counters: dict[str, int] = {}
+        self.used: set[str] = set()
 
     def generate(self) -> Any:
         return self.value(self.root, name="", depth=0)
@@ -398,16 +501,20 @@ class SchemaAnswer:
         """String content chosen by the property's name (array items use the array's name)."""
         key = name.lower()
         if "quote" in key:
-            return self.sentence("quote")  # verbatim, so grounding accepts it
+            self.used.add("quote")
+            quote = self.sentence("quote")  # verbatim, so grounding accepts it
+            return distort_quote(quote, self.article) if self.bad_quotes else quote
         if key == "loaded_language":
             words = self.material.words
             return words[self.next_index("word") % len(words)] if words else ""
         if key == "speaker":
             return "the author"
-        if key == "summary":
-            return f"The article states that {_lower_first(self.material.first)}"
-        if key == "thesis":
-            return f"The author argues that {_lower_first(self.material.first)}"
+        if key in ("summary", "thesis"):
+            self.used.add(key)
+            # attributed, as a neutral summary must be (the neutrality gate checks it)
+            verb = "writes" if key == "summary" else "argues"
+            text = f"The author {verb} that {_lower_first(self.material.first)}"
+            return LOADED_PREFIX + text if self.loaded_summary else text
         if key == "claim":
             return f"The author argues that {_lower_first(self.sentence('claim'))}"
         if key == "premises":
@@ -415,9 +522,20 @@ class SchemaAnswer:
         return f"The article states that {_lower_first(self.sentence('other'))}"
 
 
-def generate_answer(schema: Mapping[str, Any], article: str, language: str = "en") -> Any:
-    """A value matching `schema`, filled from `article` (public for unit tests and benchmarks)."""
-    return SchemaAnswer(schema, article_material(language, article)).generate()
+def generate_answer(
+    schema: Mapping[str, Any],
+    article: str,
+    language: str = "en",
+    *,
+    bad_quotes: bool = False,
+    loaded_summary: bool = False,
+) -> Any:
+    """A value matching `schema`, filled from `article` (public for unit tests and benchmarks);
+    the flags apply the "bad_quotes"/"loaded_summary" distortions."""
+    material = article_material(language, article)
+    return SchemaAnswer(
+        schema, material, article=article, bad_quotes=bad_quotes, loaded_summary=loaded_summary
+    ).generate()
 
 
 # --------------------------------------------------------------------------------------------
@@ -435,9 +553,10 @@ def _error(
     *,
     type_: str,
     code: str | None,
+    param: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
@@ -459,6 +578,23 @@ async def _sleep_unless_disconnected(request: Request, seconds: float) -> bool:
         watcher.cancel()
 
 
+def _prompt_chars(body: Mapping[str, Any]) -> int:
+    return sum(len(_message_text(m)) for m in body.get("messages") or [])
+
+
+def _context_length_error(limit_tokens: int, body: Mapping[str, Any]) -> JSONResponse:
+    used = _approx_tokens(_prompt_chars(body))
+    return _error(
+        400,
+        f"This model's maximum context length is {limit_tokens} tokens. However, your messages "
+        f"resulted in {max(used, limit_tokens + 1)} tokens. Please reduce the length of the "
+        "messages.",
+        type_="invalid_request_error",
+        code="context_length_exceeded",
+        param="messages",
+    )
+
+
 def _completion(
     body: Mapping[str, Any],
     *,
@@ -466,8 +602,7 @@ def _completion(
     refusal: str | None = None,
     finish_reason: str = "stop",
 ) -> dict[str, Any]:
-    messages = body.get("messages") or []
-    prompt_chars = sum(len(_message_text(m)) for m in messages)
+    prompt_chars = _prompt_chars(body)
     completion_chars = len(content or refusal or "")
     prompt_tokens = _approx_tokens(prompt_chars)
     completion_tokens = _approx_tokens(completion_chars)
@@ -492,15 +627,42 @@ def _completion(
     }
 
 
-def _answer_content(body: Mapping[str, Any], language: str) -> str:
+def _answer_content(
+    body: Mapping[str, Any],
+    language: str,
+    *,
+    bad_quotes: bool = False,
+    loaded_summary: bool = False,
+) -> tuple[str, frozenset[str]]:
+    """(content, kinds of text in it: "quote", "summary", "thesis")."""
     messages = body.get("messages") or []
     article = extract_article(messages)
     mode, schema = _requested_schema(body)
     if schema is not None:
-        return json.dumps(generate_answer(schema, article, language), ensure_ascii=False)
+        answer = SchemaAnswer(
+            schema,
+            article_material(language, article),
+            article=article,
+            bad_quotes=bad_quotes,
+            loaded_summary=loaded_summary,
+        )
+        content = json.dumps(answer.generate(), ensure_ascii=False)
+        return content, frozenset(answer.used)
     if mode != "text":
-        return "{}"
-    return f"The article states that {article_material(language, article).first}"
+        return "{}", frozenset()
+    return f"The article states that {article_material(language, article).first}", frozenset()
+
+
+def _fault_applies(kind: str, mode: str, used: frozenset[str]) -> bool:
+    """Whether a fault rule of `kind` can act on this request (else it is left for later)."""
+    match kind:
+        case "reject_json_schema":
+            return mode == "json_schema"
+        case "bad_quotes":
+            return "quote" in used
+        case "loaded_summary":
+            return bool(used & {"summary", "thesis"})
+    return True
 
 
 def _fault_response(fault: FaultSpec, body: Mapping[str, Any], content: str) -> Response | None:
@@ -549,6 +711,18 @@ def _fault_response(fault: FaultSpec, body: Mapping[str, Any], content: str) -> 
             return JSONResponse(_completion(body, content=truncated, finish_reason="length"))
         case "refusal":
             return JSONResponse(_completion(body, content=None, refusal=REFUSAL_TEXT))
+        case "reject_json_schema":
+            return _error(
+                400,
+                "response_format json_schema is not supported by this server",
+                type_="invalid_request_error",
+                code="unsupported_response_format",
+                param="response_format",
+            )
+        case "context_length":
+            return _context_length_error(CONTEXT_LENGTH_TOKENS, body)
+        case "bad_quotes" | "loaded_summary":
+            return JSONResponse(_completion(body, content=content))  # content already distorted
         case "timeout":
             return None
     raise AssertionError(f"unhandled fault kind {fault.kind}")
@@ -568,17 +742,38 @@ async def chat_completions(request: Request) -> Response:
                 400, "Request body is not valid JSON.", type_="invalid_request_error", code=None
             )
         state.stats.last_request = body
+        if state.requests_log:
+            state.logged_requests.append(body)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is required.", type_="invalid_request_error", code=None)
 
-        fault = state.next_fault()
-        if fault is not None:
-            state.stats.faults[fault.kind] += 1
+        # Generated up front: which faults apply depends on what the answer contains.
+        language = state.language
+        content, used = _answer_content(body, language)
+        limit = state.max_context_chars
+        too_long = limit is not None and _prompt_chars(body) > limit
+        fault = None
+        if too_long:
+            state.stats.faults["context_length"] += 1  # the server's limit, not a fault rule
+        else:
+            mode = _requested_schema(body)[0]
+            fault = state.next_fault(lambda kind: _fault_applies(kind, mode, used))
+            if fault is not None:
+                state.stats.faults[fault.kind] += 1
         delay = state.latency + (fault.timeout_seconds if fault and fault.kind == "timeout" else 0)
         if delay > 0 and not await _sleep_unless_disconnected(request, delay):
             return Response(status_code=499)  # nobody is listening any more
 
-        content = _answer_content(body, state.language)
+        if too_long:
+            assert limit is not None
+            return _context_length_error(_approx_tokens(limit), body)
+        if fault is not None and fault.kind in ("bad_quotes", "loaded_summary"):
+            content, _ = _answer_content(
+                body,
+                language,
+                bad_quotes=fault.kind == "bad_quotes",
+                loaded_summary=fault.kind == "loaded_summary",
+            )
         if fault is not None and (response := _fault_response(fault, body, content)) is not None:
             return response
         state.stats.completions += 1
@@ -615,15 +810,25 @@ def apply_control(state: FakeLLMState, change: ControlRequest) -> None:
         state.rng.seed(change.seed)
     if change.language is not None:
         state.language = change.language
+    if "max_context_chars" in change.model_fields_set:
+        state.max_context_chars = change.max_context_chars
+    if change.requests_log is not None:
+        state.requests_log = change.requests_log
     if change.reset_stats:
         # Requests still sleeping keep decrementing in_flight later, so carry it over.
         in_flight = state.stats.in_flight
         state.stats = Stats(in_flight=in_flight, max_in_flight=in_flight)
+        state.logged_requests.clear()
 
 
 async def stats(request: Request) -> Response:
     state: FakeLLMState = request.app.state.fake
     return JSONResponse(state.stats.as_json())
+
+
+async def logged_requests(request: Request) -> Response:
+    state: FakeLLMState = request.app.state.fake
+    return JSONResponse(list(state.logged_requests))
 
 
 def create_app(
@@ -632,6 +837,8 @@ def create_app(
     faults: Sequence[Mapping[str, Any]] = (),
     seed: int | None = None,
     language: str = "en",
+    max_context_chars: int | None = None,
+    requests_log: bool = False,
 ) -> Starlette:
     """The fake as an ASGI app; initial settings use the same rules as `POST /_control`."""
     app = Starlette(
@@ -640,6 +847,7 @@ def create_app(
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/_control", control, methods=["GET", "POST"]),
             Route("/_stats", stats, methods=["GET"]),
+            Route("/_requests", logged_requests, methods=["GET"]),
         ]
     )
     state = FakeLLMState()
@@ -650,6 +858,8 @@ def create_app(
             faults=[FaultSpec.model_validate(f) for f in faults],
             seed=seed,
             language=language,
+            max_context_chars=max_context_chars,
+            requests_log=requests_log,
         ),
     )
     app.state.fake = state
@@ -677,6 +887,15 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for rate-based faults")
     parser.add_argument("--language", default="en", help="sentencex language code")
+    parser.add_argument(
+        "--max-context-chars",
+        type=int,
+        default=None,
+        help="answer longer prompts (message characters) with context_length_exceeded",
+    )
+    parser.add_argument(
+        "--requests-log", action="store_true", help="keep recent request bodies (GET /_requests)"
+    )
     parser.add_argument("--log-level", default="warning")
     return parser.parse_args(argv)
 
@@ -698,6 +917,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         faults=[json.loads(f) for f in args.fault],
         seed=args.seed,
         language=args.language,
+        max_context_chars=args.max_context_chars,
+        requests_log=args.requests_log,
     )
     sock = _listening_socket(args.host, args.port)
     port = sock.getsockname()[1]

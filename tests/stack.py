@@ -114,6 +114,10 @@ class FakeLLM:
     def stats(self) -> dict[str, Any]:
         return httpx.get(f"{self.url}/_stats", timeout=5).json()
 
+    def requests(self) -> list[dict[str, Any]]:
+        """Every chat request since `requests_log` was turned on (oldest first)."""
+        return httpx.get(f"{self.url}/_requests", timeout=5).json()
+
 
 @contextmanager
 def fake_llm_service(tmp: Path) -> Iterator[FakeLLM]:
@@ -246,6 +250,9 @@ def running_stack(
         "EVENHAND_QUEUE": f"evenhand-test-{name}-{uuid.uuid4().hex[:8]}",
         "EVENHAND_LLM_TIMEOUT": "10",
         "EVENHAND_LOG_JSON": "true",
+        # URL input in these tests is served from loopback; the SSRF rules themselves are
+        # tested in tests/test_fetch.py and by the always-refused metadata address below
+        "EVENHAND_FETCH_ALLOW_PRIVATE": "true",
         "PYTHONPATH": str(ROOT),
     }
     stack = Stack(

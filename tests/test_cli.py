@@ -208,3 +208,29 @@ def _read_key(up: subprocess.Popen[str]) -> str | None:
     if not line and up.poll() is not None:
         raise AssertionError(f"`evenhand up` exited with {up.returncode}")
     return line.strip() if line.startswith("eh_") else None
+
+
+def test_eval_prints_figures_for_every_article(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "evenhand.cli", "eval", str(FIXTURES), "--json"],
+        env=without_llm_env(), cwd=tmp_path, capture_output=True, text=True, timeout=180, check=True,
+    )  # fmt: skip
+    rows = json.loads(done.stdout)
+    articles = sorted(p.name for p in FIXTURES.iterdir() if p.suffix in (".txt", ".html"))
+    assert [row["article"] for row in rows] == [*articles, "overall"]
+    by_name = {row["article"]: row for row in rows}
+    assert by_name["boilerplate_only.txt"]["error"] == "no_article_text"
+    assert by_name["opinion_boilerplate.txt"]["lines_removed"] > 5
+    assert (
+        by_name["opinion_boilerplate.txt"]["verified"]
+        == by_name["opinion_boilerplate.txt"]["quotes"]
+        > 0
+    )
+    overall = by_name["overall"]
+    assert overall["quotes"] == sum(row["quotes"] for row in rows[:-1])
+    assert overall["error"] == "1 failed" and overall["llm_calls"] == 0
+    table = subprocess.run(
+        [sys.executable, "-m", "evenhand.cli", "eval", str(FIXTURES)],
+        env=without_llm_env(), cwd=tmp_path, capture_output=True, text=True, timeout=180, check=True,
+    )  # fmt: skip
+    assert "extractive" in table.stdout and "overall" in table.stdout

@@ -9,14 +9,14 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import fixture_text
+from tests.conftest import fixture_text, fresh_text
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
 RESULT_KEYS = {
     "article_type", "thesis", "summary", "argument_points", "loaded_language", "provider",
-    "model", "prompt_version", "usage", "grounding", "cleaning",
+    "model", "prompt_version", "usage", "grounding", "cleaning", "neutrality",
 }  # fmt: skip
 
 
@@ -31,7 +31,7 @@ def assert_problem(response: httpx.Response, status: int) -> dict:
 
 
 def test_opinion_article_goes_through_the_whole_pipeline(stack: Stack) -> None:
-    raw = fixture_text("opinion_boilerplate.txt")
+    raw = fresh_text("opinion_boilerplate.txt")
     with stack.client() as client:
         response = client.post(
             "/v1/articles", json={"text": raw, "title": "A column", "language": "en"}
@@ -78,7 +78,7 @@ def test_opinion_article_goes_through_the_whole_pipeline(stack: Stack) -> None:
 
 
 def test_article_is_sent_to_the_llm_as_delimited_data(stack: Stack) -> None:
-    accepted = stack.submit(text=fixture_text("opinion_boilerplate.txt"))
+    accepted = stack.submit(text=fresh_text("opinion_boilerplate.txt"))
     assert stack.wait_job(accepted["job_id"])["status"] == "succeeded"
     request = stack.llm.stats()["last_request"]
     system, user = request["messages"][0], request["messages"][-1]
@@ -116,7 +116,7 @@ def test_html_page_is_reduced_to_its_article(stack: Stack) -> None:
 
 def test_long_poll_holds_until_the_job_ends(stack: Stack) -> None:
     stack.llm.control(latency=1.5)
-    accepted = stack.submit(text=fixture_text("single_sentence.txt"))
+    accepted = stack.submit(text=fresh_text("single_sentence.txt"))
     with stack.client() as client:
         early = client.get(f"/v1/jobs/{accepted['job_id']}").json()
         assert early["status"] in {"queued", "running"}
@@ -126,7 +126,7 @@ def test_long_poll_holds_until_the_job_ends(stack: Stack) -> None:
 
 def test_llm_auth_failure_fails_the_job_with_a_code(stack: Stack) -> None:
     stack.llm.control(faults=[{"kind": "auth", "count": 1}])
-    job = stack.wait_job(stack.submit(text=fixture_text("news_multiple_sides.txt"))["job_id"])
+    job = stack.wait_job(stack.submit(text=fresh_text("news_multiple_sides.txt"))["job_id"])
     assert job["status"] == "failed"
     assert job["error"]["code"] == "llm_auth_failed"
     assert "credentials" in job["error"]["message"]
@@ -135,7 +135,7 @@ def test_llm_auth_failure_fails_the_job_with_a_code(stack: Stack) -> None:
 
 def test_invalid_llm_output_gets_one_repair_round(stack: Stack) -> None:
     stack.llm.control(faults=[{"kind": "bad_json_content", "count": 1}])
-    job = stack.wait_job(stack.submit(text=fixture_text("news_multiple_sides.txt"))["job_id"])
+    job = stack.wait_job(stack.submit(text=fresh_text("news_multiple_sides.txt"))["job_id"])
     assert job["status"] == "succeeded", job
     assert job["result"]["usage"]["llm_calls"] == 2
 
@@ -148,7 +148,7 @@ def test_boilerplate_only_fails_with_no_article_text(stack: Stack) -> None:
 
 def test_another_keys_job_and_article_are_404(stack: Stack) -> None:
     other = stack.new_key("other-tenant")
-    accepted = stack.submit(text=fixture_text("single_sentence.txt"))
+    accepted = stack.submit(text=fresh_text("single_sentence.txt"))
     with stack.client(other) as client:
         foreign_job = assert_problem(client.get(f"/v1/jobs/{accepted['job_id']}"), 404)
         missing_job = assert_problem(client.get(f"/v1/jobs/{uuid.uuid4()}"), 404)

@@ -18,7 +18,8 @@ import httpx
 import openai
 import pytest
 
-from tests.fake_llm import generate_answer
+from tests.fake_llm import LOADED_PREFIX, distort_quote, generate_answer
+from worker.grounding import Grounder
 from worker.schemas import Draft
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -88,6 +89,9 @@ class FakeLLM:
     def stats(self) -> dict[str, Any]:
         return self.http.get("/_stats").raise_for_status().json()
 
+    def requests(self) -> list[Any]:
+        return self.http.get("/_requests").raise_for_status().json()
+
     def client(self, timeout: float = HTTP_TIMEOUT) -> openai.OpenAI:
         return openai.OpenAI(
             base_url=f"{self.base}/v1", api_key="x", max_retries=0, timeout=timeout
@@ -135,7 +139,10 @@ def server() -> Iterator[str]:
 @pytest.fixture
 def fake(server: str) -> Iterator[FakeLLM]:
     handle = FakeLLM(server)
-    handle.control(latency=0, faults=[], reset_stats=True)  # each test starts clean
+    # Each test starts clean.
+    handle.control(
+        latency=0, faults=[], max_context_chars=None, requests_log=False, reset_stats=True
+    )
     try:
         yield handle
     finally:
@@ -394,6 +401,8 @@ def test_control_keeps_unmentioned_settings_and_rejects_nonsense(fake: FakeLLM) 
         {"faults": [{"kind": "teapot", "count": 1}]},
         {"faults": [{"kind": "500"}]},  # neither rate nor count
         {"latency": -1},
+        {"max_context_chars": -1},
+        {"requests_log": "sometimes"},
         {"unknown": True},
     ]
     for body in bad:
@@ -445,3 +454,231 @@ def test_generator_follows_schema_keywords() -> None:
 def test_generator_handles_an_empty_article() -> None:
     answer = generate_answer(Draft.model_json_schema(), "")
     Draft.model_validate(answer)
+
+
+# --- faults that model real servers' and models' quirks ------------------------------------------
+
+
+def _json_object_messages() -> list[dict[str, str]]:
+    schema = json.dumps(Draft.model_json_schema())
+    return [
+        {"role": "system", "content": f"Answer with JSON matching:\n```json\n{schema}\n```"},
+        {"role": "user", "content": _user_message(ARTICLE)},
+    ]
+
+
+def _quotes(draft: Draft) -> list[str]:
+    return [e.quote for point in draft.argument_points for e in point.evidence]
+
+
+def test_reject_json_schema_spares_json_object_requests(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "reject_json_schema", "count": 1}])
+    with fake.client() as client:
+        # json_object requests are served and do not use the rule up.
+        completion = client.chat.completions.create(
+            model="m", messages=_json_object_messages(), response_format={"type": "json_object"}
+        )
+        Draft.model_validate_json(completion.choices[0].message.content or "")
+        assert fake.stats()["faults"]["reject_json_schema"] == 0
+        assert fake.control()["faults"][0]["count"] == 1
+
+        with pytest.raises(openai.BadRequestError) as caught:
+            fake.ask(client)
+        fake.ask(client)  # the one shot is spent
+
+    err = caught.value
+    assert err.status_code == 400
+    assert err.code == "unsupported_response_format"
+    assert err.param == "response_format"
+    assert err.type == "invalid_request_error"
+    assert isinstance(err.body, dict)
+    assert err.body["message"] == "response_format json_schema is not supported by this server"
+    stats = fake.stats()
+    assert stats["faults"]["reject_json_schema"] == 1
+    assert stats["requests"] == 3 and stats["completions"] == 2
+    assert fake.control()["faults"][0]["count"] == 0
+
+
+def test_rate_reject_json_schema_rejects_every_json_schema_request(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "reject_json_schema", "rate": 1.0}])
+    with fake.client() as client:
+        for _ in range(2):
+            with pytest.raises(openai.BadRequestError):
+                fake.ask(client)
+            fake.ask(client, response_format={"type": "json_object"})
+    assert fake.stats()["faults"]["reject_json_schema"] == 2
+
+
+def test_a_rule_that_does_not_apply_lets_the_next_rule_fire(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "reject_json_schema", "count": 1}, {"kind": "500", "count": 1}])
+    with fake.client() as client, pytest.raises(openai.InternalServerError):
+        fake.ask(client, response_format={"type": "json_object"})
+    faults = fake.stats()["faults"]
+    assert faults["500"] == 1 and faults["reject_json_schema"] == 0
+
+
+def test_bad_quotes_are_not_in_the_article(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "bad_quotes", "count": 1}])
+    with fake.client() as client:
+        # An answer without quotes does not use the rule up.
+        empty = fake.ask(client, response_format={"type": "json_object"})
+        assert json.loads(empty.choices[0].message.content or "") == {}
+        bad = fake.ask(client)
+        good = fake.ask(client)
+
+    assert bad.choices[0].finish_reason == "stop"
+    draft = Draft.model_validate_json(bad.choices[0].message.content or "")
+    quotes = _quotes(draft)
+    assert len(quotes) >= 2
+    grounder = Grounder(ARTICLE)
+    for quote in quotes:
+        assert quote not in ARTICLE
+        assert quote.casefold() not in ARTICLE.casefold()
+        assert " not " in quote and "entirely" in quote
+        assert not grounder.locate(quote).verified, quote  # not even as a fuzzy match
+    # Everything else is as usual.
+    healthy = Draft.model_validate_json(good.choices[0].message.content or "")
+    assert draft.summary == healthy.summary and draft.thesis == healthy.thesis
+    assert draft.loaded_language == healthy.loaded_language
+    assert all(quote in ARTICLE for quote in _quotes(healthy))
+
+    stats = fake.stats()
+    assert stats["faults"]["bad_quotes"] == 1
+    assert stats["requests"] == 3 and stats["completions"] == 2
+
+
+def test_distort_quote_never_returns_article_text() -> None:
+    assert distort_quote("", "") == "not entirely"
+    assert distort_quote("Hi", "Hi") not in "Hi"
+    sentence = "The council voted to close the library on Tuesday."
+    distorted = distort_quote(sentence, sentence)
+    assert distorted.startswith("The not ") and "entirely" in distorted
+    assert not Grounder(sentence).locate(distorted).verified
+
+
+def test_loaded_summary_prefixes_summary_and_thesis(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "loaded_summary", "count": 1}])
+    quotes_only = {
+        "type": "object",
+        "properties": {"quotes": {"type": "array", "items": {"type": "string"}}},
+    }
+    with fake.client() as client:
+        # An answer without summary/thesis does not use the rule up.
+        other = fake.ask(
+            client,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "quotes", "schema": quotes_only},
+            },
+        )
+        assert all(
+            q in ARTICLE for q in json.loads(other.choices[0].message.content or "")["quotes"]
+        )
+        loaded = fake.ask(client)
+        healthy = fake.ask(client)
+
+    draft = Draft.model_validate_json(loaded.choices[0].message.content or "")
+    normal = Draft.model_validate_json(healthy.choices[0].message.content or "")
+    assert LOADED_PREFIX == "This disastrous and shameful plan: "
+    assert draft.summary == LOADED_PREFIX + normal.summary
+    assert draft.thesis == LOADED_PREFIX + normal.thesis
+    assert not normal.summary.startswith(LOADED_PREFIX)
+    assert "disastrous" not in ARTICLE and "shameful" not in ARTICLE
+    assert _quotes(draft) == _quotes(normal)  # quotes stay verbatim
+    assert fake.stats()["faults"]["loaded_summary"] == 1
+
+
+def _assert_context_length_error(err: openai.BadRequestError) -> None:
+    assert err.status_code == 400
+    assert err.code == "context_length_exceeded"
+    assert err.param == "messages"
+    assert err.type == "invalid_request_error"
+    assert isinstance(err.body, dict)
+    assert err.body["message"].startswith("This model's maximum context length is ")
+
+
+def test_context_length_fault(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "context_length", "count": 1}])
+    with fake.client() as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            fake.ask(client)
+        fake.ask(client)
+    _assert_context_length_error(caught.value)
+    assert "maximum context length is 8192 tokens." in str(caught.value)
+    assert fake.stats()["faults"]["context_length"] == 1
+
+
+def test_max_context_chars_rejects_long_prompts(fake: FakeLLM) -> None:
+    prompt_chars = len(SYSTEM_PROMPT) + len(_user_message(ARTICLE))
+    settings = fake.control(
+        max_context_chars=prompt_chars - 1, faults=[{"kind": "500", "count": 1}]
+    )
+    assert settings["max_context_chars"] == prompt_chars - 1
+    assert fake.control(latency=0)["max_context_chars"] == prompt_chars - 1  # absent keeps it
+
+    with fake.client() as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            fake.ask(client)
+        _assert_context_length_error(caught.value)
+        stats = fake.stats()
+        assert stats["faults"]["context_length"] == 1
+        assert stats["faults"]["500"] == 0  # the limit uses up no fault rule
+        assert fake.control()["faults"][0]["count"] == 1
+
+        # A short prompt passes the limit (and meets the pending 500 rule).
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "Hello."}]
+            )
+
+        fake.control(max_context_chars=prompt_chars)  # exactly at the limit is fine
+        Draft.model_validate_json(fake.ask(client).choices[0].message.content or "")
+
+        fake.control(max_context_chars=10)
+        with pytest.raises(openai.BadRequestError):
+            fake.ask(client)
+        assert fake.control(max_context_chars=None)["max_context_chars"] is None
+        fake.ask(client)  # unlimited again
+
+    stats = fake.stats()
+    assert stats["faults"]["context_length"] == 2
+    assert stats["completions"] == 2
+
+
+def test_requests_log_keeps_bodies_while_on(fake: FakeLLM) -> None:
+    with fake.client() as client:
+        fake.ask(client)
+        assert fake.requests() == []  # off by default
+
+        assert fake.control(requests_log=True)["requests_log"] is True
+        fake.control(faults=[{"kind": "500", "count": 1}])
+        with pytest.raises(openai.InternalServerError):
+            fake.ask(client, temperature=0.5)  # faulted requests are logged too
+        fake.ask(client, response_format={"type": "json_object"})
+
+    logged = fake.requests()
+    assert len(logged) == 2
+    assert logged[0]["temperature"] == 0.5  # oldest first
+    assert logged[1]["response_format"] == {"type": "json_object"}
+    assert logged[1]["messages"] == _messages()
+
+    fake.control(reset_stats=True)
+    assert fake.requests() == []
+    assert fake.control()["requests_log"] is True  # reset_stats clears the log, not the switch
+
+
+def test_requests_log_keeps_the_last_200(fake: FakeLLM) -> None:
+    fake.control(requests_log=True)
+    for n in range(205):
+        body = {"model": "m", "messages": [{"role": "user", "content": f"request {n}"}]}
+        fake.http.post("/v1/chat/completions", json=body).raise_for_status()
+    logged = fake.requests()
+    assert len(logged) == 200
+    assert [m["messages"][0]["content"] for m in (logged[0], logged[-1])] == [
+        "request 5",
+        "request 204",
+    ]
+
+    fake.control(requests_log=False)
+    fake.http.post("/v1/chat/completions", json=body).raise_for_status()
+    assert len(fake.requests()) == 200  # switching off stops logging but keeps the log

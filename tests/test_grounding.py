@@ -9,6 +9,7 @@ import re
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from rapidfuzz import fuzz
 
 from worker.grounding import MIN_FUZZY_CHARS, Grounder, QuoteMatch, find_term, normalize
 
@@ -189,6 +190,91 @@ def test_quote_match_is_frozen() -> None:
         m.start = 3  # type: ignore[misc]
 
 
+# --- word-level check of fuzzy matches ------------------------------------------
+
+TAX_TEXT = (
+    "The finance committee met on Monday to review the budget.\n"
+    "Officials said the new tax was not a failure and would continue next year, "
+    "according to the ministry.\n"
+    "Unemployment fell to 12 percent, the government’s statistics office reported.\n"
+    "José María Rivas said the reform was necessary."
+)
+TAX_SENTENCE = "Officials said the new tax was not a failure and would continue next year"
+JOBS_SENTENCE = "Unemployment fell to 12 percent, the government’s statistics office reported"
+
+
+def _assert_rejected_with_span(quote: str, expected_span: str) -> None:
+    m = Grounder(TAX_TEXT).locate(quote)
+    assert not m.verified, quote
+    # The character-level score alone would have verified it ...
+    assert m.score >= 90, quote
+    # ... and it is still reported, for the best span.
+    assert span(TAX_TEXT, m) == expected_span
+    assert m.score == pytest.approx(fuzz.ratio(normalize(quote), normalize(expected_span)))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [("not ", ""), ("failure", "success"), ("continue", "end"), ("new", "old")],
+    ids=["drop-not", "failure-success", "continue-end", "new-old"],
+)
+def test_meaning_changing_one_word_edit_is_not_verified(edit: tuple[str, str]) -> None:
+    quote = TAX_SENTENCE.replace(*edit, 1)
+    assert quote != TAX_SENTENCE
+    _assert_rejected_with_span(quote, TAX_SENTENCE)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("would", "wouldn't"),  # negation by contraction
+        ("would", "could"),
+        ("next year", "last year"),
+        ("a failure", "no failure"),
+        ("Officials", "Official"),  # number (a final "s"), not a typo
+    ],
+)
+def test_more_meaning_changing_edits_are_not_verified(edit: tuple[str, str]) -> None:
+    _assert_rejected_with_span(TAX_SENTENCE.replace(*edit, 1), TAX_SENTENCE)
+
+
+def test_changed_number_is_not_verified() -> None:
+    _assert_rejected_with_span(JOBS_SENTENCE.replace("12 percent", "21 percent"), JOBS_SENTENCE)
+    _assert_rejected_with_span(JOBS_SENTENCE.replace("12 percent", "12.5 percent"), JOBS_SENTENCE)
+    _assert_rejected_with_span(JOBS_SENTENCE.replace("12 percent", "twelve percent"), JOBS_SENTENCE)
+
+
+def test_genuine_typos_still_verify() -> None:
+    g = Grounder(TAX_TEXT)
+    for quote, expected in (
+        (JOBS_SENTENCE.replace("government", "goverment"), JOBS_SENTENCE),
+        (TAX_SENTENCE.replace("said the", "said teh"), TAX_SENTENCE),
+        (
+            TAX_SENTENCE + ", acording to teh ministry.",
+            TAX_SENTENCE + ", according to the ministry.",
+        ),
+        ("Officials said the new tax was not a failure and woudl continue", TAX_SENTENCE[:-10]),
+        (
+            "Jose Maria Rivas said the reform was necessary.",
+            "José María Rivas said the reform was necessary.",
+        ),
+        ("Unemployment fell to 12 percent - the governments statistics office", JOBS_SENTENCE[:-9]),
+    ):
+        m = g.locate(quote)
+        assert m.verified, quote
+        assert 90 <= m.score < 100
+        assert span(TAX_TEXT, m) == expected
+
+
+def test_real_word_swap_is_not_a_typo() -> None:
+    # "adopt"/"adapt" differ in one letter, but "adapt" is a word of the
+    # article, so the quote's "adapt" is a different word, not a misspelling.
+    text = "The city will adopt the plan in May. Firms must adapt quickly, critics said."
+    m = Grounder(text).locate("The city will adapt the plan in May.")
+    assert not m.verified and m.score >= 90
+    assert span(text, m) == "The city will adopt the plan in May."
+
+
 # --- find_term ----------------------------------------------------------------
 
 
@@ -316,3 +402,44 @@ def test_property_invented_sentence_never_verified(
     m = Grounder(text).locate(quote)
     assert not m.verified
     assert m.score < 90
+
+
+# Words inserted into quotes: some of TEXT_WORDS plus ones that are not in the
+# text, including negations.
+INSERT_WORDS = [*TEXT_WORDS, "not", "never", "nearly", "former", "without", "new"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    words=st.lists(st.sampled_from(TEXT_WORDS), min_size=4, max_size=150),
+    edit=st.sampled_from(["delete", "insert", "replace"]),
+)
+def test_property_word_inserted_deleted_or_replaced_never_verified(
+    data: st.DataObject, words: list[str], edit: str
+) -> None:
+    """A quote cut from the text (whole words) with one whole word deleted,
+    inserted or replaced by another never verifies -- unless the edited quote
+    happens to occur verbatim elsewhere in the text.  TEXT_WORDS are no
+    near-spellings of each other, so no other passage matches it either."""
+    text = " ".join(words)
+    i = data.draw(st.integers(0, len(words) - 4), label="first word")
+    j = data.draw(st.integers(i + 4, min(len(words), i + 16)), label="end word")
+    quote_words = words[i:j]
+    if edit == "delete":
+        k = data.draw(st.integers(0, len(quote_words) - 1), label="deleted")
+        del quote_words[k]
+    else:
+        k = data.draw(st.integers(0, len(quote_words) - (edit == "replace")), label="position")
+        new = data.draw(st.sampled_from(INSERT_WORDS), label="word")
+        if edit == "replace":
+            assume(new != quote_words[k])
+            quote_words[k] = new
+        else:
+            quote_words.insert(k, new)
+    quote = " ".join(quote_words)
+    if data.draw(st.booleans(), label="sentence"):
+        quote = quote.capitalize() + "."
+    assume(normalize(quote).rstrip(".") not in normalize(text))
+    m = Grounder(text).locate(quote)
+    assert not m.verified, (quote, m)

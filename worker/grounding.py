@@ -15,15 +15,37 @@ Matching runs in three stages, cheapest and strictest first:
    translated back to the *real* span of ``clean_text``;
 3. fuzzy matching with rapidfuzz (``fuzz.partial_ratio_alignment`` for the
    best window, ``fuzz.ratio`` for the final score) to tolerate the odd typo
-   or dropped character.  Only scores >= ``fuzzy_threshold`` verify, and
+   or dropped character, followed by a word-level check (below).  Only
+   scores >= ``fuzzy_threshold`` that also pass the word check verify, and
    quotes shorter than ``MIN_FUZZY_CHARS`` normalised characters must match
    exactly, because fuzzy scores of tiny strings verify nonsense.
 
-Known limitation: a character-level score cannot tell a typo from a
-meaning-changing edit.  At the default threshold of 90, dropping a "not"
-from a 50-character sentence, or swapping "new" for "old", still scores
-about 93-96 and verifies.  Callers that need stricter checks should use a
-higher ``fuzzy_threshold`` or treat ``score < 100`` as "verified with edits".
+Word-level check.  A character-level score cannot tell a typo from a
+meaning-changing edit: dropping a "not" from a 50-character sentence, or
+swapping "new" for "old" or "failure" for "success", still scores about 93-96.
+So a fuzzy match verifies only if the quote's words and the located span's
+words (after normalisation; punctuation is ignored, numbers keep their sign
+and inner separators, scripts written without spaces count one word per
+character) align one to one: the same number of words, in order, no word
+inserted or deleted, and every pair that differs is a typo of each other --
+equal apart from diacritics or apostrophes, or else one letter inserted,
+dropped, replaced or two adjacent letters swapped (OSA distance 1), with the
+same first letter and, unless it is an adjacent swap ("teh" for "the"),
+``fuzz.ratio`` >= 80 and both words longer than three letters.  A pair never
+counts as a typo if either word contains a digit ("12" vs "21") or is a
+negation or number word ("not"/"now", "cannot"/"cannon", "million"/
+"billion"), if the two differ by a word-final "s" or "d" (number or tense:
+"plan"/"plans", "approves"/"approved"), or if the quote's word itself occurs
+as a word in the article (then it is a real, different word, e.g. "adapt" in
+an article that uses both "adapt" and "adopt").  When the word check fails,
+the match is reported with ``verified=False`` but with the best span and its
+fuzzy ``score`` unchanged.  The check errs on the side of not verifying: two
+typos in one word, a missing space between two words, or "wasn't" for
+"was not" do not verify either.  Without a dictionary, a real-word swap whose
+quote word does not occur in the article ("adapt" for "adopt", "quite" for
+"quiet") can still pass.  Stages 1 and 2 accept any substring, including one
+that starts or ends inside a word ("employment fell" inside "Unemployment
+fell").
 
 Offsets are Python ``str`` indices into ``clean_text`` (code points, not
 bytes or UTF-16 units).  ``find_term`` reuses the same normalisation to give
@@ -33,10 +55,12 @@ single words/phrases (e.g. loaded-language terms) their offsets.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
 from rapidfuzz import fuzz
+from rapidfuzz.distance import OSA
 
 __all__ = ["MIN_FUZZY_CHARS", "Grounder", "QuoteMatch", "find_term", "normalize"]
 
@@ -95,7 +119,9 @@ _FALLBACK_MAX_LEN = 512  # longest quote for which we also scan the whole text
 class QuoteMatch:
     start: int  # offset into clean_text of the located span, -1 if not found
     end: int  # exclusive end offset, -1 if not found
-    verified: bool  # True only when the span really matches (exact, or fuzzy >= threshold)
+    verified: (
+        bool  # True only when the span really matches (exact, or fuzzy >= threshold + word check)
+    )
     score: float  # 100.0 for exact (after normalisation), fuzzy score otherwise, 0.0 if nothing
 
 
@@ -196,6 +222,151 @@ def find_term(clean_text: str, term: str) -> tuple[int, int] | None:
             return src[i], src[j - 1] + 1
         i = _find_normalised(norm, src, needle, i + 1)
     return None
+
+
+# --- word-level check of fuzzy matches (see the module docstring) -------------
+
+# Scripts written without spaces between words: every character is a word.
+_NOSPACE = (
+    "\u0e00-\u0eff"  # Thai, Lao
+    "\u1000-\u109f"  # Myanmar
+    "\u1780-\u17ff"  # Khmer
+    "\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029"  # CJK radicals, ideographic marks
+    "\u3040-\u30ff\u3100-\u312f\u31a0-\u31ff"  # kana, bopomofo
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"  # ideographs, half-width kana
+    "\U00020000-\U0003134f"  # ideographs, supplementary planes
+)
+_CHUNK_RE = re.compile(f"[{_NOSPACE}]|[^\\s{_NOSPACE}]+")
+# Punctuation that may surround an otherwise alphanumeric chunk (fast path).
+_EDGE_PUNCT = "\"'.,;:!?()[]{}"
+# Combining diacritics of Latin, Greek and Cyrillic letters; other scripts'
+# marks (kana voicing marks, Indic vowel signs, ...) are part of the letter.
+_DIACRITICS_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+# Words a one-letter edit of which changes the meaning however similar the
+# spelling (folded forms: casefolded, apostrophes removed).
+_NEGATIONS = frozenset(
+    (
+        *("not", "no", "nor", "never", "neither", "none", "nobody", "nothing", "nowhere"),
+        *("cannot", "without", "non", "nay", "isnt", "arent", "wasnt", "werent", "dont"),
+        *("doesnt", "didnt", "cant", "couldnt", "wouldnt", "shouldnt", "wont", "hasnt"),
+        *("havent", "hadnt", "mustnt", "neednt", "mightnt", "shant", "aint", "darent"),
+        *("oughtnt", "nicht", "kein", "keine", "keinen", "keinem", "keiner", "keines", "nie"),
+        *("niemals", "nein", "niet", "geen", "nooit", "ne", "pas", "jamais", "aucun", "aucune"),
+        *("rien", "nunca", "nada", "ningun", "ninguno", "ninguna", "nao", "nem", "nenhum"),
+        *("nenhuma", "mai", "niente", "nessuno", "nessuna"),
+    )
+)
+_NUMBER_WORDS = frozenset(
+    (
+        *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
+        *("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen"),
+        *("eighteen", "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy"),
+        *("eighty", "ninety", "hundred", "hundreds", "thousand", "thousands", "million"),
+        *("millions", "billion", "billions", "trillion", "trillions", "dozen", "dozens"),
+        *("tens", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth"),
+        *("ninth", "tenth", "eleventh", "twelfth", "twentieth", "hundredth", "thousandth"),
+        *("millionth", "half", "halves", "quarter", "quarters", "once", "twice", "thrice"),
+        *("single", "double", "triple", "quadruple"),
+    )
+)
+_NO_TYPO_WORDS = _NEGATIONS | _NUMBER_WORDS
+
+
+def _split_chunk(chunk: str, out: list[str]) -> None:
+    """Append the words of one whitespace-free chunk to ``out``.
+
+    Letters, digits and combining marks make words; an apostrophe between
+    letters and ``. , : /`` between digits stay inside a word, as does a sign
+    in front of a number; other symbols (``%``, ``$``, emoji) are words of
+    their own; punctuation separates words and is dropped; invisible format
+    characters (ZWJ, ZWNJ) are ignored.
+    """
+    buf: list[str] = []
+    last = len(chunk) - 1
+    for i, c in enumerate(chunk):
+        kind = unicodedata.category(c)[0]
+        if kind in "LNM" or c == "_":
+            buf.append(c)
+            continue
+        if kind == "C":
+            continue
+        nxt = chunk[i + 1] if i < last else ""
+        if buf and nxt:
+            if c == "'" and buf[-1].isalpha() and nxt.isalpha():
+                buf.append(c)
+                continue
+            if c in ".,:/" and buf[-1].isdigit() and nxt.isdigit():
+                buf.append(c)
+                continue
+        elif not buf and c in "+-" and nxt.isdigit():
+            buf.append(c)
+            continue
+        if buf:
+            out.append("".join(buf))
+            buf = []
+        if kind == "S":
+            out.append(c)
+    if buf:
+        out.append("".join(buf))
+
+
+def _words(text: str) -> list[str]:
+    """The word sequence of normalised ``text`` compared by the word check."""
+    out: list[str] = []
+    for m in _CHUNK_RE.finditer(text):
+        chunk = m.group()
+        if chunk.isalnum():
+            out.append(chunk)
+            continue
+        core = chunk.strip(_EDGE_PUNCT)
+        if core.isalnum():  # the common "word," / "(word)" case
+            out.append(core)
+        elif core:
+            _split_chunk(chunk, out)
+    return out
+
+
+def _fold(word: str) -> str:
+    """``word`` without apostrophes and Latin/Greek/Cyrillic diacritics."""
+    if word.isascii():
+        return word.replace("'", "")
+    bare = _DIACRITICS_RE.sub("", unicodedata.normalize("NFD", word))
+    return unicodedata.normalize("NFC", bare.replace("'", ""))
+
+
+def _is_inflection(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` (one edit apart) differ by a word-final "s" or
+    "d" -- another number or tense ("plan"/"plans", "approves"/"approved"),
+    not a typo.  A doubled final letter losing one copy ("reckless" ->
+    "reckles") is still a typo."""
+    if len(a) == len(b):
+        return a[:-1] == b[:-1] and {a[-1], b[-1]} == {"s", "d"}
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return long_[:-1] == short and long_[-1] in "sd" and short[-1:] != long_[-1]
+
+
+def _is_misspelling(q: str, s: str) -> bool:
+    """Whether quote word ``q`` could be a typo of text word ``s`` (``q != s``)
+    judged from the two words alone; the caller also checks that ``q`` is not
+    a word of the article."""
+    fq, fs = _fold(q), _fold(s)
+    if fq == fs:
+        return True  # only diacritics or apostrophes differ
+    if not fq or not fs or fq[0] != fs[0]:
+        return False
+    if any(c.isdigit() for c in fq) or any(c.isdigit() for c in fs):
+        return False
+    if fq in _NO_TYPO_WORDS or fs in _NO_TYPO_WORDS:
+        return False
+    if OSA.distance(fq, fs, score_cutoff=1) > 1:
+        return False
+    if _is_inflection(fq, fs):
+        return False
+    if len(fq) == len(fs) and sorted(fq) == sorted(fs):
+        return True  # two adjacent letters swapped ("teh", "taht")
+    # A replaced, added or dropped letter: in short words that too often
+    # gives another word ("new"/"now", "fear"/"hear", "pan"/"plan").
+    return min(len(fq), len(fs)) > 3 and fuzz.ratio(fq, fs) >= 80
 
 
 class Grounder:
@@ -315,7 +486,33 @@ class Grounder:
         if a >= b:
             return _NOT_FOUND
         start, end = self._to_original(a, b)
-        return QuoteMatch(start, end, score >= threshold, score)
+        verified = score >= threshold and self._same_words(needle, a, b)
+        return QuoteMatch(start, end, verified, score)
+
+    def _same_words(self, needle: str, a: int, b: int) -> bool:
+        """The word check (see the module docstring): do the words of
+        ``needle`` and of ``norm[a:b]`` align one to one, every differing pair
+        being a typo?  With no insertions or deletions allowed, a one-to-one
+        alignment of two equally long sequences is the positional one."""
+        q_words = _words(needle)
+        s_words = _words(self._norm[a:b])
+        if len(q_words) != len(s_words):
+            return False
+        return all(
+            q == s or (_is_misspelling(q, s) and not self._is_article_word(q))
+            for q, s in zip(q_words, s_words, strict=True)
+        )
+
+    def _is_article_word(self, word: str) -> bool:
+        """Whether ``word`` occurs as a whole word in the normalised text."""
+        norm = self._norm
+        # A pattern starting with a literal is scanned for fast; the left
+        # boundary is checked here (a lookbehind would slow the scan down).
+        for m in re.finditer(re.escape(word) + r"(?!\w)", norm):
+            i = m.start()
+            if i == 0 or not _is_word_char(norm[i - 1]):
+                return True
+        return False
 
     def _anchor_clusters(self, needle: str) -> list[list[tuple[int, int, int]]]:
         """Clusters of ``(offset, pos_in_quote, pos_in_text)`` votes, best first."""

@@ -1,8 +1,15 @@
-"""The `openai` provider: one chat.completions call with a strict json_schema response format.
+"""The `openai` provider: chat.completions with a strict json_schema response format built from
+our pydantic models, and what it takes to survive real OpenAI-compatible servers.
 
-The SDK owns transport retries (connection errors, 408/409/429/5xx, honouring Retry-After); this
-module turns what is left into a PipelineError with a stable code, and gives the model one repair
-round when its answer is not valid against the schema.
+- The SDK owns transport retries (connection errors, 408/409/429/5xx, honouring Retry-After);
+  what is left becomes a PipelineError with a stable code.
+- A server that rejects `json_schema` is asked again with `json_object` (the schema then goes in
+  the system message and our own validation is the check); the fallback is logged and holds for
+  the rest of the conversation. `EVENHAND_RESPONSE_FORMAT=json_object` starts there and saves the
+  rejected call on servers known not to take json_schema.
+- An answer that is not valid JSON for the schema, a refusal or a truncated answer gets one repair
+  round; `Conversation.revise` lets the pipeline ask for one more round (unverifiable quotes,
+  loaded wording).
 """
 
 import json
@@ -11,93 +18,124 @@ from typing import Any
 
 import openai
 import structlog
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from evenhand.config import Settings
 from worker.errors import PipelineError
-from worker.prompts import build_messages
-from worker.schemas import Draft, Usage
+from worker.prompts import Messages, system_message
+from worker.schemas import Usage
 
 log = structlog.get_logger(__name__)
 
-RESPONSE_FORMAT: dict[str, Any] = {
-    "type": "json_schema",
-    "json_schema": {
-        "name": "evenhand_summary",
-        "strict": True,
-        "schema": Draft.model_json_schema(),
-    },
-}
 REPAIR_ROUNDS = 1
 
 
+class LLM:
+    """A process-wide handle on the provider: the client (with its connection pool) and how to
+    talk to it. Immutable once made, so jobs running in parallel share it safely."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        api_key: str,
+        timeout: float,
+        max_retries: int,
+        model: str,
+        max_output_tokens: int,
+        json_schema: bool,
+    ) -> None:
+        self.client = openai.OpenAI(
+            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
+        )
+        self.model = model
+        self.max_output_tokens = max_output_tokens
+        self.json_schema = json_schema
+
+
 @lru_cache
-def get_client(
-    base_url: str | None, api_key: str, timeout: float, max_retries: int
-) -> openai.OpenAI:
-    # One client per process: it keeps its HTTP connection pool across jobs.
-    return openai.OpenAI(
-        base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
+def _cached_llm(**config: Any) -> LLM:
+    return LLM(**config)
+
+
+def get_llm(settings: Settings) -> LLM:
+    """One LLM handle per process and configuration."""
+    return _cached_llm(
+        base_url=settings.openai_base_url,
+        api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused",
+        timeout=settings.llm_timeout,
+        max_retries=settings.llm_max_retries,
+        model=settings.model,
+        max_output_tokens=settings.llm_max_output_tokens,
+        json_schema=settings.response_format == "json_schema",
     )
 
 
-def client_for(settings: Settings) -> openai.OpenAI:
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
-    return get_client(settings.openai_base_url, key, settings.llm_timeout, settings.llm_max_retries)
+def strict_format(output: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": output.__name__.lower(),
+            "strict": True,
+            "schema": output.model_json_schema(),
+        },
+    }
 
 
 def _error_code(exc: openai.APIError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error", body) if isinstance(body, dict) else {}
-    return str((error or {}).get("code") or (error or {}).get("type") or "")
+    error = body.get("error", body)
+    if not isinstance(error, dict):
+        return ""
+    return str(error.get("code") or error.get("type") or "")
 
 
-def _call(client: openai.OpenAI, model: str, messages: list[dict[str, str]]) -> Any:
-    """One completion, with the SDK's errors sorted into stable failure codes."""
-    try:
-        return client.chat.completions.create(
-            model=model,
-            messages=messages,
-            response_format=RESPONSE_FORMAT,  # type: ignore[arg-type]
-        )
-    except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-        raise PipelineError(
-            "llm_auth_failed", f"The LLM provider refused our credentials ({exc.status_code})."
-        ) from None
-    except openai.RateLimitError as exc:
-        if _error_code(exc) == "insufficient_quota":
-            raise PipelineError(
-                "llm_quota_exceeded", "The LLM account has no quota left."
-            ) from None
-        raise PipelineError(
-            "llm_rate_limited", "The LLM provider kept rate-limiting the request."
-        ) from None
-    except openai.BadRequestError as exc:
-        if "context_length" in _error_code(exc):
-            raise PipelineError(
-                "llm_context_length", "The article is too long for the model's context."
-            ) from None
-        raise PipelineError(
-            "llm_bad_request",
-            f"The LLM provider rejected the request: {_error_code(exc) or 'bad request'}.",
-        ) from None
-    except openai.APITimeoutError:
-        raise PipelineError("llm_timeout", "The LLM provider did not answer in time.") from None
-    except openai.APIConnectionError:
-        raise PipelineError("llm_unreachable", "The LLM provider could not be reached.") from None
-    except (openai.APIResponseValidationError, json.JSONDecodeError):
-        # openai 3.x lets a non-JSON 200 body escape as a bare JSONDecodeError
-        raise PipelineError(
-            "llm_malformed_response", "The LLM provider sent a malformed response."
-        ) from None
-    except openai.APIStatusError as exc:
-        raise PipelineError(
-            "llm_server_error", f"The LLM provider failed with status {exc.status_code}."
-        ) from None
+def _rejects_json_schema(exc: openai.BadRequestError) -> bool:
+    text = f"{_error_code(exc)} {exc.message}".lower()
+    return "response_format" in text or "json_schema" in text
 
 
-def _judge(completion: Any) -> tuple[Draft | None, str, str]:
-    """The draft, or why the answer is unusable (failure code, message for the repair round)."""
+def _pipeline_error(exc: Exception) -> PipelineError:
+    """The SDK's errors (after its own retries) sorted into stable failure codes."""
+    match exc:
+        case openai.AuthenticationError() | openai.PermissionDeniedError():
+            return PipelineError(
+                "llm_auth_failed", f"The LLM provider refused our credentials ({exc.status_code})."
+            )
+        case openai.RateLimitError() if _error_code(exc) == "insufficient_quota":
+            return PipelineError("llm_quota_exceeded", "The LLM account has no quota left.")
+        case openai.RateLimitError():
+            return PipelineError(
+                "llm_rate_limited", "The LLM provider kept rate-limiting the request."
+            )
+        case openai.BadRequestError() if "context_length" in _error_code(exc):
+            return PipelineError(
+                "llm_context_length",
+                "The text is too long for the model's context; lower EVENHAND_TOKEN_BUDGET.",
+            )
+        case openai.BadRequestError():
+            return PipelineError(
+                "llm_bad_request",
+                f"The LLM provider rejected the request ({_error_code(exc) or 'bad request'}).",
+            )
+        case openai.APITimeoutError():
+            return PipelineError("llm_timeout", "The LLM provider did not answer in time.")
+        case openai.APIConnectionError():
+            return PipelineError("llm_unreachable", "The LLM provider could not be reached.")
+        case openai.APIResponseValidationError() | json.JSONDecodeError():
+            # openai 3.x lets a non-JSON 200 body escape as a bare JSONDecodeError
+            return PipelineError(
+                "llm_malformed_response", "The LLM provider sent a malformed response."
+            )
+        case openai.APIStatusError():
+            return PipelineError(
+                "llm_server_error", f"The LLM provider failed with status {exc.status_code}."
+            )
+    raise exc
+
+
+def _judge(completion: Any, output: type[BaseModel]) -> tuple[BaseModel | None, str, str]:
+    """The parsed answer, or why it is unusable (failure code, message for the repair round)."""
     if not getattr(completion, "choices", None):
         return None, "llm_malformed_response", "The answer had no choices."
     choice = completion.choices[0]
@@ -110,7 +148,7 @@ def _judge(completion: Any) -> tuple[Draft | None, str, str]:
             "The answer was cut off at the output token limit; answer more briefly.",
         )
     try:
-        return Draft.model_validate_json(choice.message.content or ""), "", ""
+        return output.model_validate_json(choice.message.content or ""), "", ""
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "the answer"
@@ -121,31 +159,86 @@ def _judge(completion: Any) -> tuple[Draft | None, str, str]:
         )
 
 
-def summarize_with_llm(
-    text: str, *, title: str | None, source: str | None, language: str | None, settings: Settings
-) -> tuple[Draft, Usage]:
-    client = client_for(settings)
-    messages = build_messages(text, title=title, source=source, language=language)
-    usage = Usage()
-    for round_ in range(REPAIR_ROUNDS + 1):
-        completion = _call(client, settings.model, messages)
-        usage.llm_calls += 1
-        if completion_usage := getattr(completion, "usage", None):
-            usage.prompt_tokens += completion_usage.prompt_tokens or 0
-            usage.completion_tokens += completion_usage.completion_tokens or 0
-        draft, code, problem = _judge(completion)
-        if draft is not None:
-            return draft, usage
-        log.warning("llm_answer_unusable", code=code, round=round_)
+class Conversation:
+    """One exchange with the model about one text, counting usage across its calls."""
+
+    def __init__(
+        self, llm: LLM, messages: Messages, output: type[BaseModel], language: str | None
+    ) -> None:
+        self.llm = llm
+        self.messages = list(messages)
+        self.output = output
+        self.language = language
+        self.usage = Usage()
+        self.json_schema = llm.json_schema
+
+    def _complete(self) -> Any:
+        if self.json_schema:
+            try:
+                return self._create(self.messages, strict_format(self.output))
+            except openai.BadRequestError as exc:
+                if not _rejects_json_schema(exc):
+                    raise _pipeline_error(exc) from None
+                log.warning(
+                    "llm_json_schema_unsupported", fallback="json_object", model=self.llm.model
+                )
+                self.json_schema = False
+        with_schema = [
+            system_message(self.language, self.output.model_json_schema()),
+            *self.messages[1:],
+        ]
+        return self._create(with_schema, {"type": "json_object"})
+
+    def _create(self, messages: Messages, response_format: dict[str, Any]) -> Any:
+        try:
+            completion = self.llm.client.chat.completions.create(
+                model=self.llm.model,
+                messages=messages,  # type: ignore[arg-type]
+                response_format=response_format,  # type: ignore[arg-type]
+                max_completion_tokens=self.llm.max_output_tokens,
+            )
+        except openai.BadRequestError:
+            raise  # the caller decides whether this is a json_schema rejection
+        except (openai.APIError, json.JSONDecodeError) as exc:
+            raise _pipeline_error(exc) from None
+        self.usage.llm_calls += 1
+        if usage := getattr(completion, "usage", None):
+            self.usage.prompt_tokens += usage.prompt_tokens or 0
+            self.usage.completion_tokens += usage.completion_tokens or 0
+        return completion
+
+    def _round(self) -> tuple[BaseModel | None, str, str, str]:
+        try:
+            completion = self._complete()
+        except openai.BadRequestError as exc:
+            raise _pipeline_error(exc) from None
+        answer, code, problem = _judge(completion, self.output)
         content = (
             completion.choices[0].message.content if getattr(completion, "choices", None) else None
         )
-        messages = [
-            *messages,
-            {"role": "assistant", "content": content or ""},
-            {
-                "role": "user",
-                "content": f"{problem} Answer again with one JSON object that follows the schema.",
-            },
-        ]
-    raise PipelineError(code, problem)
+        return answer, code, problem, content or ""
+
+    def ask(self) -> Any:
+        """The model's answer, with one repair round for an unusable one; else PipelineError."""
+        for round_ in range(REPAIR_ROUNDS + 1):
+            answer, code, problem, content = self._round()
+            self.messages += [{"role": "assistant", "content": content}]
+            if answer is not None:
+                return answer
+            log.warning("llm_answer_unusable", code=code, round=round_)
+            self.messages += [
+                {
+                    "role": "user",
+                    "content": f"{problem} Answer again with one JSON object that follows the schema.",
+                }
+            ]
+        raise PipelineError(code, problem)
+
+    def revise(self, instruction: str) -> Any | None:
+        """One more round after a usable answer; None when the revision is unusable."""
+        self.messages += [{"role": "user", "content": instruction}]
+        answer, code, _problem, content = self._round()
+        self.messages += [{"role": "assistant", "content": content}]
+        if answer is None:
+            log.warning("llm_revision_unusable", code=code)
+        return answer

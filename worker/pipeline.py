@@ -1,7 +1,7 @@
-"""The summarization pipeline: load -> clean -> summarize (LLM or extractive) -> ground -> store.
+"""The summarization pipeline: load -> (fetch) -> clean -> summarize -> ground -> store.
 
-Callable without Celery (`evenhand summarize`, tests); the Celery task is a thin wrapper around
-`run_job`. No database session is held while the LLM is working.
+Callable without Celery (`evenhand summarize`, `evenhand eval`, tests); the Celery task is a thin
+wrapper around `run_job`. No database session is held while the LLM is working.
 """
 
 import hashlib
@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import structlog
 import trafilatura
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from evenhand.config import Settings
 from evenhand.db import session_scope
-from evenhand.jobs import claim_job, fail_job, mark_succeeded
+from evenhand.jobs import claim_job, fail_job, load_result, mark_succeeded
 from evenhand.models import ArgumentPoint, Article, Evidence, Job, Result
 from evenhand.schemas import (
     ArgumentPointPublic,
@@ -23,16 +23,25 @@ from evenhand.schemas import (
     EvidencePublic,
     GroundingPublic,
     LoadedTerm,
+    NeutralityPublic,
     ResultPublic,
     UsagePublic,
 )
+from worker.chunking import estimate_tokens, split_into_chunks
 from worker.cleaning import CleanedText, clean_text
 from worker.errors import PipelineError
 from worker.extractive import summarize_extractive
-from worker.grounding import Grounder, find_term
-from worker.llm import summarize_with_llm
-from worker.prompts import PROMPT_VERSION
-from worker.schemas import Draft, Usage
+from worker.fetch import FetchPolicy, fetch_article
+from worker.grounding import Grounder
+from worker.llm import Conversation, get_llm
+from worker.neutrality import loaded_terms, unattributed_loaded_terms
+from worker.prompts import (
+    PROMPT_VERSION,
+    build_map_messages,
+    build_messages,
+    build_reduce_messages,
+)
+from worker.schemas import Draft, DraftPoint, MapDraft, ReduceDraft, Usage
 
 log = structlog.get_logger(__name__)
 
@@ -44,58 +53,193 @@ EXTRACTIVE_VERSION = "extractive-v1"
 class SourceArticle:
     """What the pipeline needs of an article, detached from any database session."""
 
-    input_kind: str
+    input_kind: str  # text | html | url
     raw_text: str
+    url: str | None = None
     title: str | None = None
     source: str | None = None
     language: str | None = None
 
 
-def extract_text(article: SourceArticle) -> str:
-    """The article's text as submitted, with an HTML page reduced to its main content."""
-    if article.input_kind == "html":
+@dataclass(frozen=True)
+class Prepared:
+    cleaned: CleanedText
+    fetched: str | None  # the page fetched for URL input, kept as the article's raw text
+
+
+@dataclass(frozen=True)
+class Labels:
+    provider: str
+    model: str
+    prompt_version: str
+
+
+# --- input ----------------------------------------------------------------------------------------
+
+
+def fetch_policy(settings: Settings) -> FetchPolicy:
+    return FetchPolicy(
+        timeout=settings.fetch_timeout,
+        max_bytes=settings.fetch_max_bytes,
+        allow_private=settings.fetch_allow_private,
+    )
+
+
+def extract_text(kind: str, raw: str) -> str:
+    """The article's text, with an HTML page reduced to its main content (trafilatura)."""
+    if kind == "html":
         extracted = trafilatura.extract(
-            article.raw_text, include_comments=False, include_tables=False, favor_precision=True
+            raw, include_comments=False, include_tables=False, favor_precision=True
         )
         return extracted or ""
-    return article.raw_text
+    return raw
 
 
-def prepare(article: SourceArticle) -> CleanedText:
-    cleaned = clean_text(extract_text(article))
+def prepare(article: SourceArticle, settings: Settings) -> Prepared:
+    kind, raw, fetched = article.input_kind, article.raw_text, None
+    if kind == "url":
+        assert article.url is not None
+        page = fetch_article(article.url, fetch_policy(settings))
+        raw = fetched = page.text
+        kind = "text" if page.content_type == "text/plain" else "html"
+    cleaned = clean_text(extract_text(kind, raw))
     if not cleaned.text.strip():
         raise PipelineError(
             "no_article_text",
             "Nothing of the article was left after removing boilerplate; send the article's text.",
         )
-    return CleanedText(
+    figures = CleanedText(
         text=cleaned.text,
-        chars_in=len(article.raw_text),
+        chars_in=len(raw),
         chars_kept=cleaned.chars_kept,
         lines_removed=cleaned.lines_removed,
     )
+    return Prepared(cleaned=figures, fetched=fetched)
 
 
-def draft_summary(
-    article: SourceArticle, text: str, settings: Settings
-) -> tuple[Draft, Usage, str, str, str]:
-    """The provider's draft and usage, with (provider, model, version) labels for the result."""
+def labels(settings: Settings) -> Labels:
     if settings.provider == "extractive":
-        draft = summarize_extractive(text, language=article.language)
-        return draft, Usage(), "extractive", EXTRACTIVE_MODEL, EXTRACTIVE_VERSION
-    draft, usage = summarize_with_llm(
-        text,
-        title=article.title,
-        source=article.source,
-        language=article.language,
-        settings=settings,
+        return Labels("extractive", EXTRACTIVE_MODEL, EXTRACTIVE_VERSION)
+    return Labels("openai", settings.model, PROMPT_VERSION)
+
+
+# --- the LLM path ---------------------------------------------------------------------------------
+
+
+def _quotes(points: list[DraftPoint]) -> list[str]:
+    return [ev.quote for point in points for ev in point.evidence]
+
+
+def _verified(points: list[DraftPoint], grounder: Grounder) -> int:
+    return sum(grounder.locate(quote).verified for quote in _quotes(points))
+
+
+def repair_quotes(conversation: Conversation, answer, grounder: Grounder):  # type: ignore[no-untyped-def]
+    """One round asking for verbatim quotes when some do not occur in the text."""
+    unverified = [q for q in _quotes(answer.argument_points) if not grounder.locate(q).verified]
+    if not unverified:
+        return answer
+    listing = "\n".join(f"- {quote[:300]}" for quote in unverified[:20])
+    revised = conversation.revise(
+        "These evidence quotes do not occur in the article word for word:\n"
+        f"{listing}\n"
+        "Answer again with the same JSON, replacing each of them with a quote copied character "
+        "for character from the article."
     )
-    return draft, usage, "openai", settings.model, PROMPT_VERSION
+    if revised is not None and _verified(revised.argument_points, grounder) > _verified(
+        answer.argument_points, grounder
+    ):
+        return revised
+    return answer
 
 
-def ground(draft: Draft, text: str) -> tuple[list[ArgumentPointPublic], list[LoadedTerm]]:
-    """Locate every quote and loaded term in the clean text; `verified` is ours, not the model's."""
-    grounder = Grounder(text)
+def repair_wording(conversation: Conversation, answer, source_terms: list[str]):  # type: ignore[no-untyped-def]
+    """One round asking for neutral wording when the summary uses loaded terms unattributed."""
+    issues = unattributed_loaded_terms(answer.summary, source_terms)
+    if not issues:
+        return answer
+    words = ", ".join(sorted({issue.term for issue in issues}))
+    revised = conversation.revise(
+        f"The summary uses loaded words outside quotation or attributed speech: {words}. "
+        "Answer again with the same JSON, with a summary in neutral words that attributes every "
+        "judgement to its holder."
+    )
+    if revised is not None and len(unattributed_loaded_terms(revised.summary, source_terms)) < len(
+        issues
+    ):
+        return revised
+    return answer
+
+
+def merge_points(points: list[DraftPoint], groups: list[list[int]]) -> list[DraftPoint]:
+    """Points the reduce step found to be duplicates become one, keeping all their evidence."""
+    merged_into: dict[int, int] = {}
+    for group in groups:
+        members = [i for i in dict.fromkeys(group) if 0 <= i < len(points) and i not in merged_into]
+        for member in members:
+            merged_into[member] = members[0]
+    merged: dict[int, DraftPoint] = {}
+    for index, point in enumerate(points):
+        target = merged_into.get(index, index)
+        if target not in merged:
+            merged[target] = point.model_copy(deep=True)
+            continue
+        keep = merged[target]
+        seen = {ev.quote for ev in keep.evidence}
+        keep.evidence += [ev for ev in point.evidence if ev.quote not in seen]
+        keep.premises += [p for p in point.premises if p not in keep.premises]
+    return [merged[i] for i in sorted(merged)]
+
+
+def draft_with_llm(
+    article: SourceArticle,
+    text: str,
+    grounder: Grounder,
+    source_terms: list[str],
+    settings: Settings,
+) -> tuple[Draft, Usage]:
+    llm = get_llm(settings)
+    usage = Usage()
+    meta = {"title": article.title, "source": article.source, "language": article.language}
+    if estimate_tokens(text) <= settings.token_budget:
+        conversation = Conversation(llm, build_messages(text, **meta), Draft, article.language)
+        draft = conversation.ask()
+        draft = repair_quotes(conversation, draft, grounder)
+        draft = repair_wording(conversation, draft, source_terms)
+        return draft, usage.add(conversation.usage)
+    # Map-reduce: argument points with quotes per part, then one call for the whole.
+    chunks = split_into_chunks(text, settings.token_budget, settings.chunk_overlap_tokens)
+    log.info("map_reduce", chunks=len(chunks))
+    points: list[DraftPoint] = []
+    terms: list[str] = []
+    for chunk in chunks:
+        messages = build_map_messages(chunk.text, part=chunk.index + 1, parts=len(chunks), **meta)
+        conversation = Conversation(llm, messages, MapDraft, article.language)
+        mapped = repair_quotes(conversation, conversation.ask(), grounder)
+        usage.add(conversation.usage)
+        points += mapped.argument_points
+        terms += mapped.loaded_language
+    lines = [f"[{i}] {p.speaker}: {p.claim}".replace("\n", " ") for i, p in enumerate(points)]
+    conversation = Conversation(
+        llm, build_reduce_messages(lines, **meta), ReduceDraft, article.language
+    )
+    reduced = repair_wording(conversation, conversation.ask(), source_terms)
+    usage.add(conversation.usage)
+    draft = Draft(
+        article_type=reduced.article_type,
+        thesis=reduced.thesis,
+        summary=reduced.summary,
+        argument_points=merge_points(points, [g.points for g in reduced.duplicate_groups]),
+        loaded_language=list(dict.fromkeys(terms)),
+    )
+    return draft, usage
+
+
+# --- grounding and the result ---------------------------------------------------------------------
+
+
+def ground_points(draft: Draft, grounder: Grounder) -> list[ArgumentPointPublic]:
+    """Locate every quote in the clean text; `verified` is ours, never the model's."""
     points = []
     for point in draft.argument_points:
         evidence = []
@@ -115,33 +259,33 @@ def ground(draft: Draft, text: str) -> tuple[list[ArgumentPointPublic], list[Loa
                 claim=point.claim, speaker=point.speaker, premises=point.premises, evidence=evidence
             )
         )
-    terms, seen = [], set()
-    for term in draft.loaded_language:
-        span = find_term(text, term)
-        if span is not None and span not in seen:
-            seen.add(span)
-            terms.append(LoadedTerm(term=text[span[0] : span[1]], start=span[0], end=span[1]))
-    terms.sort(key=lambda t: t.start)
-    return points, terms
+    return points
 
 
-def summarize_article(
-    article: SourceArticle, settings: Settings
-) -> tuple[CleanedText, ResultPublic]:
-    """The whole pipeline on one article, without a database: what `evenhand summarize` runs."""
-    cleaned = prepare(article)
-    draft, usage, provider, model, version = draft_summary(article, cleaned.text, settings)
-    points, terms = ground(draft, cleaned.text)
+def analyse(article: SourceArticle, cleaned: CleanedText, settings: Settings) -> ResultPublic:
+    """Summary, argument points, grounding and the neutrality check of one clean text."""
+    text = cleaned.text
+    grounder = Grounder(text)
+    lexicon_terms = [span.term for span in loaded_terms(text)]
+    label = labels(settings)
+    if label.provider == "extractive":
+        draft, usage = summarize_extractive(text, language=article.language), Usage()
+    else:
+        draft, usage = draft_with_llm(article, text, grounder, lexicon_terms, settings)
+    points = ground_points(draft, grounder)
     quotes = [ev for point in points for ev in point.evidence]
-    result = ResultPublic(
+    # the source's loaded terms: the lexicon's plus the model's own list, each found in the text
+    source_terms = loaded_terms(text, extra_terms=draft.loaded_language)
+    leftover = unattributed_loaded_terms(draft.summary, [t.term for t in source_terms])
+    return ResultPublic(
         article_type=draft.article_type,
         thesis=draft.thesis,
         summary=draft.summary,
         argument_points=points,
-        loaded_language=terms,
-        provider=provider,
-        model=model,
-        prompt_version=version,
+        loaded_language=[LoadedTerm(term=t.term, start=t.start, end=t.end) for t in source_terms],
+        provider=label.provider,
+        model=label.model,
+        prompt_version=label.prompt_version,
         usage=UsagePublic(**usage.model_dump()),
         grounding=GroundingPublic(quotes=len(quotes), verified=sum(ev.verified for ev in quotes)),
         cleaning=CleaningPublic(
@@ -149,12 +293,39 @@ def summarize_article(
             chars_kept=cleaned.chars_kept,
             lines_removed=cleaned.lines_removed,
         ),
+        neutrality=NeutralityPublic(
+            summary_loaded_terms=[
+                LoadedTerm(term=i.term, start=i.start, end=i.end) for i in leftover
+            ]
+        ),
     )
-    return cleaned, result
+
+
+def summarize_article(article: SourceArticle, settings: Settings) -> ResultPublic:
+    """The whole pipeline on one article, without a database: what `evenhand summarize` runs."""
+    return analyse(article, prepare(article, settings).cleaned, settings)
+
+
+# --- storage --------------------------------------------------------------------------------------
 
 
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def reusable_result(session: Session, text_hash: str, label: Labels) -> ResultPublic | None:
+    """A stored result for the same clean text, provider, model and prompt version."""
+    row = session.exec(
+        select(Result)
+        .where(
+            Result.content_hash == text_hash,
+            Result.provider == label.provider,
+            Result.model == label.model,
+            Result.prompt_version == label.prompt_version,
+        )
+        .order_by(col(Result.created_at))
+    ).first()
+    return load_result(session, row) if row is not None else None
 
 
 def store_result(session: Session, job: Job, result: ResultPublic, text_hash: str) -> bool:
@@ -174,6 +345,7 @@ def store_result(session: Session, job: Job, result: ResultPublic, text_hash: st
         thesis=result.thesis,
         summary=result.summary,
         loaded_language=[term.model_dump() for term in result.loaded_language],
+        summary_loaded_terms=[t.model_dump() for t in result.neutrality.summary_loaded_terms],
         provider=result.provider,
         model=result.model,
         prompt_version=result.prompt_version,
@@ -205,12 +377,10 @@ def store_result(session: Session, job: Job, result: ResultPublic, text_hash: st
     return True
 
 
-def run_job(job_id: uuid.UUID, settings: Settings) -> None:
-    """Run one job to `succeeded` or `failed`; a job that is not queued is left alone."""
+def _load_claimed(job_id: uuid.UUID) -> tuple[Job, SourceArticle] | None:
     with session_scope() as session:
         if not claim_job(session, job_id):
-            log.info("job_not_claimed")
-            return
+            return None
         job = session.get(Job, job_id)
         assert job is not None
         stored = session.get(Article, job.article_id)
@@ -218,21 +388,52 @@ def run_job(job_id: uuid.UUID, settings: Settings) -> None:
         article = SourceArticle(
             input_kind=stored.input_kind,
             raw_text=stored.raw_text,
+            url=stored.url,
             title=stored.title,
             source=stored.source,
             language=stored.language,
         )
         session.commit()  # end the read transaction: nothing is held while the LLM works
+        return job, article
+
+
+def _produce(job: Job, article: SourceArticle, settings: Settings) -> tuple[ResultPublic, str]:
+    prepared = prepare(article, settings)
+    text_hash = content_hash(prepared.cleaned.text)
+    with session_scope() as session:
+        stored = session.get(Article, job.article_id)
+        assert stored is not None
+        stored.clean_text = prepared.cleaned.text
+        stored.content_hash = text_hash
+        if prepared.fetched is not None:
+            stored.raw_text = prepared.fetched
+        session.add(stored)
+        session.commit()
+        reused = reusable_result(session, text_hash, labels(settings))
+    if reused is not None:
+        # the same clean text through the same provider, model and prompt: no LLM call
+        log.info("result_reused")
+        cleaning = CleaningPublic(
+            chars_in=prepared.cleaned.chars_in,
+            chars_kept=prepared.cleaned.chars_kept,
+            lines_removed=prepared.cleaned.lines_removed,
+        )
+        usage = UsagePublic(prompt_tokens=0, completion_tokens=0, llm_calls=0)
+        return reused.model_copy(update={"cleaning": cleaning, "usage": usage}), text_hash
+    return analyse(article, prepared.cleaned, settings), text_hash
+
+
+def run_job(job_id: uuid.UUID, settings: Settings) -> None:
+    """Run one job to `succeeded` or `failed`; a job that is not queued is left alone."""
+    claimed = _load_claimed(job_id)
+    if claimed is None:
+        log.info("job_not_claimed")
+        return
+    job, article = claimed
     log.info("job_started", provider=settings.provider)
     try:
-        cleaned, result = summarize_article(article, settings)
-        text_hash = content_hash(cleaned.text)
+        result, text_hash = _produce(job, article, settings)
         with session_scope() as session:
-            stored = session.get(Article, job.article_id)
-            assert stored is not None
-            stored.clean_text = cleaned.text
-            stored.content_hash = text_hash
-            session.add(stored)
             stored_ok = store_result(session, job, result, text_hash)
     except PipelineError as exc:
         with session_scope() as session:

@@ -41,3 +41,35 @@ class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     llm_calls: int = 0
+
+    def add(self, other: "Usage") -> "Usage":
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.llm_calls += other.llm_calls
+        return self
+
+
+class MapDraft(BaseModel):
+    """What the LLM returns for one part of a long article (map step)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    argument_points: list[DraftPoint]
+    loaded_language: list[str] = Field(description="Loaded or emotive terms used in this part")
+
+
+class DuplicateGroup(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    points: list[int] = Field(description="Numbers of points that make the same claim")
+
+
+class ReduceDraft(BaseModel):
+    """What the LLM returns when it combines the parts' points (reduce step)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    article_type: ArticleType
+    thesis: str = Field(description="The article's main claim, attributed to its holder")
+    summary: str = Field(description="A neutral summary that attributes every opinion")
+    duplicate_groups: list[DuplicateGroup]

@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import ValidationError
 
 from api.deps import CurrentKeyDep, SessionDep
@@ -11,6 +11,7 @@ from api.errors import Problem
 from api.schemas import SUBMIT_EXAMPLE, ArticleAccepted, ArticleCreate, ArticlePublic
 from api.service import read_article, submit_article
 from evenhand.config import Settings, get_settings
+from evenhand.models import JobStatus
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"])
 
@@ -89,11 +90,24 @@ def create_article(
     session: SessionDep,
     settings: SettingsDep,
     payload: Annotated[ArticleCreate, Depends(parse_submission)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            description="Repeat a POST safely: the same key and body replay the first answer",
+        ),
+    ] = None,
 ) -> ArticleAccepted:
     """Submit an article; answers 202 with the job to poll."""
-    job = submit_article(session, owner, payload, settings.max_article_chars)
+    job, replayed = submit_article(
+        session, owner, payload, settings.max_article_chars, idempotency_key
+    )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return ArticleAccepted(job_id=job.id, article_id=job.article_id, status=job.status)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    # a replay answers exactly as the first request did
+    return ArticleAccepted(job_id=job.id, article_id=job.article_id, status=JobStatus.queued)
 
 
 @router.get("/{article_id}", response_model=ArticlePublic)

@@ -1,13 +1,20 @@
-"""Versioned prompt templates. Change a template -> bump PROMPT_VERSION (it is in every result)."""
+"""Versioned prompt templates. Change a template -> bump PROMPT_VERSION (it is in every result).
 
+The article always travels as data inside `<article>` delimiters in a user message, never in the
+system prompt; look-alikes of the delimiters inside it are neutralised first.
+"""
+
+import json
 import re
 from functools import cache
 from importlib.resources import files
+from typing import Any
 
 PROMPT_VERSION = "summary-v1"
 
-# Lines that look like our delimiters inside the article could end the data block early.
 _DELIMITER_LOOKALIKE = re.compile(r"<\s*(/?)\s*article\s*>", re.IGNORECASE)
+
+Messages = list[dict[str, str]]
 
 
 @cache
@@ -20,18 +27,46 @@ def neutralize_delimiters(text: str) -> str:
     return _DELIMITER_LOOKALIKE.sub(lambda m: f"‹{m.group(1)}article›", text)
 
 
-def build_messages(
-    text: str, *, title: str | None, source: str | None, language: str | None
-) -> list[dict[str, str]]:
-    """System rules, then the article as data in a delimited user message."""
+def system_message(language: str | None, schema: dict[str, Any] | None = None) -> dict[str, str]:
+    """The rules; with `schema`, also the JSON schema (for providers without strict json_schema)."""
     output_language = (
         f"the language with code '{language}'" if language else "the article's own language"
     )
     # str.format never re-reads what it inserted, so braces in an article stay inert.
-    system = template("system").format(output_language=output_language)
-    user = template("user").format(
+    content = template("system").format(output_language=output_language)
+    if schema is not None:
+        content += "\nThe JSON schema of the answer:\n```json\n" + json.dumps(schema) + "\n```\n"
+    return {"role": "system", "content": content}
+
+
+def _user(
+    template_name: str, text: str, title: str | None, source: str | None, **fields: Any
+) -> dict[str, str]:
+    content = template(template_name).format(
         title=neutralize_delimiters(title or "(none)"),
         source=neutralize_delimiters(source or "(none)"),
         article=neutralize_delimiters(text),
+        **fields,
     )
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return {"role": "user", "content": content}
+
+
+def build_messages(
+    text: str, *, title: str | None, source: str | None, language: str | None
+) -> Messages:
+    """System rules, then the whole article as data in a delimited user message."""
+    return [system_message(language), _user("user", text, title, source)]
+
+
+def build_map_messages(
+    text: str, *, part: int, parts: int, title: str | None, source: str | None, language: str | None
+) -> Messages:
+    """One part of a long article (map step)."""
+    return [system_message(language), _user("map", text, title, source, part=part, parts=parts)]
+
+
+def build_reduce_messages(
+    point_lines: list[str], *, title: str | None, source: str | None, language: str | None
+) -> Messages:
+    """The mapped points of a long article, one per line (reduce step)."""
+    return [system_message(language), _user("reduce", "\n".join(point_lines), title, source)]
