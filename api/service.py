@@ -8,7 +8,14 @@ from sqlmodel import Session, select
 
 from api.errors import Problem
 from api.schemas import ArticleCreate, ArticlePublic
-from evenhand.jobs import job_public, latest_result, load_result, publish_job
+from evenhand.jobs import (
+    cancel_job,
+    job_public,
+    latest_result,
+    load_result,
+    publish_job,
+    requeue_job,
+)
 from evenhand.models import ApiKey, Article, IdempotencyRecord, Job
 from evenhand.schemas import JobPublic
 
@@ -104,6 +111,29 @@ def get_owned_job(session: Session, owner: ApiKey, job_id: uuid.UUID) -> Job:
 
 def read_job(session: Session, owner: ApiKey, job_id: uuid.UUID) -> JobPublic:
     return job_public(session, get_owned_job(session, owner, job_id))
+
+
+def cancel(session: Session, owner: ApiKey, job_id: uuid.UUID) -> JobPublic:
+    job = get_owned_job(session, owner, job_id)
+    if not cancel_job(session, job.id):
+        session.refresh(job)
+        raise Problem(
+            409, f"The job is {job.status}; only a queued or running job can be canceled."
+        )
+    session.refresh(job)
+    return job_public(session, job)
+
+
+def retry(session: Session, owner: ApiKey, job_id: uuid.UUID) -> JobPublic:
+    job = get_owned_job(session, owner, job_id)
+    if not requeue_job(session, job.id):
+        session.refresh(job)
+        raise Problem(
+            409, f"The job is {job.status}; only a failed or canceled job can be retried."
+        )
+    session.refresh(job)
+    publish_job(session, job)
+    return job_public(session, job)
 
 
 def read_article(session: Session, owner: ApiKey, article_id: uuid.UUID) -> ArticlePublic:

@@ -21,8 +21,15 @@ class Settings(BaseSettings):
 
     provider: Literal["openai", "extractive"] | None = None
     model: str = "gpt-4o-mini"
-    llm_timeout: float = 60.0
-    llm_max_retries: int = 2
+    llm_timeout: float = 60.0  # seconds per LLM request
+    llm_retries: int = 4  # retries of a retryable LLM error (ours alone: the SDK's are off)
+    llm_backoff_base: float = 1.0  # first backoff in seconds, doubled each retry, with jitter
+    llm_backoff_max: float = 30.0  # no single wait longer than this (Retry-After included)
+    job_time_limit: float = 600.0  # wall time of one job, LLM calls and retries included
+    job_lease_seconds: float = 30.0  # a running job's claim, renewed while its worker lives
+    max_attempts: int = 3  # claims of one job before it fails with too_many_attempts
+    sweep_interval: float = 5.0  # seconds between sweeps (stale leases, unpublished jobs)
+    republish_after: float = 600.0  # a queued job published this long ago is published again
     llm_max_output_tokens: int = 4096
     response_format: Literal["json_schema", "json_object"] = "json_schema"
     token_budget: int = 12_000  # above it, an article goes through map-reduce

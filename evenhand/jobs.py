@@ -5,6 +5,9 @@ a cancel during a run) cannot both win.
 """
 
 import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -35,17 +38,26 @@ from evenhand.schemas import (
 
 log = structlog.get_logger(__name__)
 
+PUBLISH_GRACE = timedelta(seconds=5)
+
+
+def send_job_task(job_id: uuid.UUID) -> bool:
+    """Publish the job's task by name; False (logged) when the broker is unreachable."""
+    try:
+        celery_app.send_task(SUMMARIZE_TASK, args=[str(job_id)])
+    except Exception as exc:  # kombu raises several connection error types
+        log.warning("job_publish_failed", job_id=str(job_id), error=type(exc).__name__)
+        return False
+    return True
+
 
 def publish_job(session: Session, job: Job) -> bool:
-    """Send the job's task by name. Call only after the job row is committed.
+    """Send the job's task. Call only after the job row is committed.
 
-    Returns False when the broker is unreachable: the job stays `queued` in the database, safe,
-    and `published_at` stays empty so it can be published again.
+    When the broker is unreachable the job stays `queued` in the database, safe, with
+    `published_at` empty; the sweeper publishes it once the broker is back.
     """
-    try:
-        celery_app.send_task(SUMMARIZE_TASK, args=[str(job.id)])
-    except Exception as exc:  # kombu raises several connection error types
-        log.warning("job_publish_failed", job_id=str(job.id), error=type(exc).__name__)
+    if not send_job_task(job.id):
         return False
     session.exec(
         sa.update(Job).where(col(Job.id) == job.id).values(published_at=utcnow())  # type: ignore[call-overload]
@@ -54,43 +66,248 @@ def publish_job(session: Session, job: Job) -> bool:
     return True
 
 
-def claim_job(session: Session, job_id: uuid.UUID) -> bool:
-    """Move a queued job to running; False when someone else has it or it was canceled."""
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on a running job: only the holder of `token` may renew, finish or fail it."""
+
+    job_id: uuid.UUID
+    token: uuid.UUID
+    attempt: int
+
+
+def _held(claim: Claim) -> tuple[Any, ...]:
+    return (
+        col(Job.id) == claim.job_id,
+        col(Job.status) == JobStatus.running,
+        col(Job.lease_token) == claim.token,
+    )
+
+
+def claim_job(
+    session: Session,
+    job_id: uuid.UUID,
+    *,
+    lease_seconds: float,
+    max_attempts: int,
+    task_id: str | None = None,
+) -> Claim | None:
+    """Take a queued job, or a running one whose lease expired (its worker died).
+
+    None when the job is someone else's, finished, canceled, or out of attempts (then it is
+    failed with `too_many_attempts`).
+    """
+    now, token = utcnow(), uuid.uuid4()
+    claimable = sa.or_(
+        col(Job.status) == JobStatus.queued,
+        sa.and_(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now),
+    )
     claimed = session.exec(
         sa.update(Job)  # type: ignore[call-overload]
-        .where(col(Job.id) == job_id, col(Job.status) == JobStatus.queued)
-        .values(status=JobStatus.running, attempts=Job.attempts + 1, started_at=utcnow())
+        .where(col(Job.id) == job_id, col(Job.attempts) < max_attempts, claimable)
+        .values(
+            status=JobStatus.running,
+            attempts=Job.attempts + 1,
+            started_at=now,
+            lease_token=token,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            task_id=task_id,
+        )
     )
     session.commit()
-    return claimed.rowcount == 1
+    if claimed.rowcount == 1:
+        attempts = session.exec(select(Job.attempts).where(Job.id == job_id)).one()
+        return Claim(job_id=job_id, token=token, attempt=attempts)
+    fail_exhausted(session, [job_id], max_attempts)
+    return None
 
 
-def fail_job(session: Session, job_id: uuid.UUID, code: str, message: str) -> bool:
-    """Mark a running job failed with a stable code and a human message."""
+def fail_exhausted(session: Session, job_ids: list[uuid.UUID], max_attempts: int) -> int:
+    """Jobs that used up their attempts and are not held by a live worker end as failed."""
+    now = utcnow()
+    unheld = sa.or_(
+        col(Job.status) == JobStatus.queued,
+        sa.and_(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now),
+    )
     updated = session.exec(
         sa.update(Job)  # type: ignore[call-overload]
-        .where(col(Job.id) == job_id, col(Job.status) == JobStatus.running)
+        .where(col(Job.id).in_(job_ids), col(Job.attempts) >= max_attempts, unheld)
+        .values(
+            status=JobStatus.failed,
+            error_code="too_many_attempts",
+            error_message=f"The job was started {max_attempts} times without finishing "
+            "(its worker stopped each time); it will not be tried again automatically.",
+            finished_at=now,
+            lease_token=None,
+            lease_expires_at=None,
+        )
+    )
+    session.commit()
+    return updated.rowcount
+
+
+def renew_lease(session: Session, claim: Claim, lease_seconds: float) -> bool:
+    """Extend the claim; False when the job was canceled or reclaimed meanwhile."""
+    updated = session.exec(
+        sa.update(Job)  # type: ignore[call-overload]
+        .where(*_held(claim))
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+    )
+    session.commit()
+    return updated.rowcount == 1
+
+
+def fail_job(session: Session, claim: Claim, code: str, message: str) -> bool:
+    """Mark the claimed job failed with a stable code and a human message."""
+    updated = session.exec(
+        sa.update(Job)  # type: ignore[call-overload]
+        .where(*_held(claim))
         .values(
             status=JobStatus.failed,
             error_code=code,
             error_message=message,
             finished_at=utcnow(),
+            lease_expires_at=None,
         )
     )
     session.commit()
     return updated.rowcount == 1
 
 
-def mark_succeeded(session: Session, job_id: uuid.UUID) -> bool:
+def mark_succeeded(session: Session, claim: Claim) -> bool:
     """Within the caller's transaction: running -> succeeded. The caller commits or rolls back."""
     updated = session.exec(
         sa.update(Job)  # type: ignore[call-overload]
-        .where(col(Job.id) == job_id, col(Job.status) == JobStatus.running)
+        .where(*_held(claim))
         .values(
-            status=JobStatus.succeeded, finished_at=utcnow(), error_code=None, error_message=None
+            status=JobStatus.succeeded,
+            finished_at=utcnow(),
+            error_code=None,
+            error_message=None,
+            lease_expires_at=None,
         )
     )
     return updated.rowcount == 1
+
+
+def cancel_job(session: Session, job_id: uuid.UUID) -> bool:
+    """queued/running -> canceled. A canceled job never gets a result: its worker's claim is void."""
+    updated = session.exec(
+        sa.update(Job)  # type: ignore[call-overload]
+        .where(
+            col(Job.id) == job_id,
+            col(Job.status).in_([JobStatus.queued, JobStatus.running]),
+        )
+        .values(
+            status=JobStatus.canceled,
+            finished_at=utcnow(),
+            lease_token=None,
+            lease_expires_at=None,
+        )
+    )
+    session.commit()
+    return updated.rowcount == 1
+
+
+def requeue_job(session: Session, job_id: uuid.UUID) -> bool:
+    """failed/canceled -> queued, with a fresh count of attempts, ready to be published."""
+    updated = session.exec(
+        sa.update(Job)  # type: ignore[call-overload]
+        .where(
+            col(Job.id) == job_id,
+            col(Job.status).in_([JobStatus.failed, JobStatus.canceled]),
+        )
+        .values(
+            status=JobStatus.queued,
+            attempts=0,
+            error_code=None,
+            error_message=None,
+            started_at=None,
+            finished_at=None,
+            published_at=None,
+            lease_token=None,
+            lease_expires_at=None,
+        )
+    )
+    session.commit()
+    return updated.rowcount == 1
+
+
+@dataclass
+class SweepReport:
+    reclaimed: int = 0  # running jobs whose worker died, queued again
+    exhausted: int = 0  # jobs failed with too_many_attempts
+    published: int = 0  # queued jobs (re)published
+
+
+def sweep(
+    session: Session,
+    *,
+    max_attempts: int,
+    republish_after: float,
+    batch: int = 200,
+) -> SweepReport:
+    """Recover what a crash or a broker outage left behind; safe to run anywhere, any number of
+    times at once (every step is a conditional update)."""
+    report = SweepReport()
+    now = utcnow()
+    expired = list(
+        session.exec(
+            select(Job.id)
+            .where(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now)
+            .limit(batch)
+        )
+    )
+    if expired:
+        report.exhausted = fail_exhausted(session, expired, max_attempts)
+        reclaimed = session.exec(
+            sa.update(Job)  # type: ignore[call-overload]
+            .where(
+                col(Job.id).in_(expired),
+                col(Job.status) == JobStatus.running,
+                col(Job.lease_expires_at) < now,
+                col(Job.attempts) < max_attempts,
+            )
+            .values(
+                status=JobStatus.queued, published_at=None, lease_token=None, lease_expires_at=None
+            )
+        )
+        session.commit()
+        report.reclaimed = reclaimed.rowcount
+    # Queued jobs nobody published (the broker was down when they came in), or published long
+    # ago and never claimed (a lost message). A grace period leaves the API's own publish alone.
+    unpublished = sa.and_(
+        col(Job.published_at).is_(None), col(Job.created_at) < now - PUBLISH_GRACE
+    )
+    stale = col(Job.published_at) < now - timedelta(seconds=republish_after)
+    waiting = list(
+        session.exec(
+            select(Job.id)
+            .where(col(Job.status) == JobStatus.queued, sa.or_(unpublished, stale))
+            .limit(batch)
+        )
+    )
+    for job_id in waiting:
+        # reserve the job first, so that sweepers of several workers publish it once
+        reserved = session.exec(
+            sa.update(Job)  # type: ignore[call-overload]
+            .where(
+                col(Job.id) == job_id,
+                col(Job.status) == JobStatus.queued,
+                sa.or_(unpublished, stale),
+            )
+            .values(published_at=utcnow())
+        )
+        session.commit()
+        if reserved.rowcount != 1:
+            continue
+        if not send_job_task(job_id):
+            session.exec(
+                sa.update(Job).where(col(Job.id) == job_id).values(published_at=None)  # type: ignore[call-overload]
+            )
+            session.commit()
+            break  # the broker is down: the next sweep tries again
+        report.published += 1
+    return report
 
 
 def load_result(session: Session, result: Result) -> ResultPublic:

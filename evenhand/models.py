@@ -73,16 +73,24 @@ class Article(ArticleBase, table=True):
 
 class Job(SQLModel, table=True):
     __tablename__ = "job"
-    __table_args__ = (sa.Index("ix_job_owner_created", "owner_id", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_job_owner_created", "owner_id", "created_at"),
+        # the sweeper's two questions: expired leases, queued jobs to (re)publish
+        sa.Index("ix_job_status_lease", "status", "lease_expires_at"),
+        sa.Index("ix_job_status_published", "status", "published_at"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     article_id: uuid.UUID = Field(foreign_key="article.id", index=True)
     owner_id: int = Field(foreign_key="api_key.id")
-    status: JobStatus = Field(default=JobStatus.queued, sa_type=sa.String(16), index=True)
+    status: JobStatus = Field(default=JobStatus.queued, sa_type=sa.String(16))
     attempts: int = 0
     error_code: str | None = Field(default=None, max_length=64)
     error_message: str | None = Field(default=None, sa_type=sa.Text)
     task_id: str | None = Field(default=None, max_length=64)
+    # fencing: a claim gets a fresh token; only its holder may renew, finish or fail the job
+    lease_token: uuid.UUID | None = Field(default=None)
+    lease_expires_at: datetime | None = _timestamp()
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     published_at: datetime | None = _timestamp()
     started_at: datetime | None = _timestamp()

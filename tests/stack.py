@@ -249,6 +249,11 @@ def running_stack(
         # a queue of its own, so stacks sharing one Redis never take each other's tasks
         "EVENHAND_QUEUE": f"evenhand-test-{name}-{uuid.uuid4().hex[:8]}",
         "EVENHAND_LLM_TIMEOUT": "10",
+        # recovery in seconds, so the chaos tests stay short
+        "EVENHAND_JOB_LEASE_SECONDS": "3",
+        "EVENHAND_SWEEP_INTERVAL": "0.5",
+        "EVENHAND_LLM_BACKOFF_BASE": "0.05",
+        "EVENHAND_LLM_BACKOFF_MAX": "1",
         "EVENHAND_LOG_JSON": "true",
         # URL input in these tests is served from loopback; the SSRF rules themselves are
         # tested in tests/test_fetch.py and by the always-refused metadata address below

@@ -1,8 +1,11 @@
 """The `openai` provider: chat.completions with a strict json_schema response format built from
 our pydantic models, and what it takes to survive real OpenAI-compatible servers.
 
-- The SDK owns transport retries (connection errors, 408/409/429/5xx, honouring Retry-After);
-  what is left becomes a PipelineError with a stable code.
+- Retries are ours alone (the SDK's are switched off, so the two cannot multiply): connection
+  errors, timeouts, 408/409/429 (honouring Retry-After), 5xx and malformed bodies are retried with
+  exponential backoff and full jitter, at most `EVENHAND_LLM_RETRIES` times and never past the
+  job's deadline (`EVENHAND_JOB_TIME_LIMIT`). Permanent errors (401/403, bad requests, context
+  length, insufficient_quota) fail at once. Either way the job ends with a stable code.
 - A server that rejects `json_schema` is asked again with `json_object` (the schema then goes in
   the system message and our own validation is the check); the fallback is logged and holds for
   the rest of the conversation. `EVENHAND_RESPONSE_FORMAT=json_object` starts there and saves the
@@ -13,6 +16,9 @@ our pydantic models, and what it takes to survive real OpenAI-compatible servers
 """
 
 import json
+import random
+import threading
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -40,14 +46,18 @@ class LLM:
         base_url: str | None,
         api_key: str,
         timeout: float,
-        max_retries: int,
+        retries: int,
+        backoff_base: float,
+        backoff_max: float,
         model: str,
         max_output_tokens: int,
         json_schema: bool,
     ) -> None:
-        self.client = openai.OpenAI(
-            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
-        )
+        self.client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
         self.model = model
         self.max_output_tokens = max_output_tokens
         self.json_schema = json_schema
@@ -64,11 +74,69 @@ def get_llm(settings: Settings) -> LLM:
         base_url=settings.openai_base_url,
         api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused",
         timeout=settings.llm_timeout,
-        max_retries=settings.llm_max_retries,
+        retries=settings.llm_retries,
+        backoff_base=settings.llm_backoff_base,
+        backoff_max=settings.llm_backoff_max,
         model=settings.model,
         max_output_tokens=settings.llm_max_output_tokens,
         json_schema=settings.response_format == "json_schema",
     )
+
+
+class Deadline:
+    """The time a job may still spend, and whether its claim was lost (canceled meanwhile)."""
+
+    def __init__(self, seconds: float, lost: threading.Event | None = None) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.lost = lost or threading.Event()
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def check(self) -> None:
+        if self.lost.is_set():
+            raise PipelineError("job_canceled", "The job was canceled while it ran.")
+        if self.remaining() <= 0:
+            raise PipelineError(
+                "job_timeout",
+                f"The job ran out of its {self.seconds:.0f} seconds (EVENHAND_JOB_TIME_LIMIT).",
+            )
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, waking early when the claim is lost."""
+        self.lost.wait(seconds)
+
+
+def retry_reason(exc: Exception) -> str | None:
+    """Why an error is worth another try, or None for a permanent one."""
+    match exc:
+        case openai.APITimeoutError():
+            return "timeout"
+        case openai.APIConnectionError():
+            return "connection"
+        case openai.RateLimitError() if _error_code(exc) != "insufficient_quota":
+            return "rate_limited"
+        case openai.APIStatusError() if exc.status_code in (408, 409) or exc.status_code >= 500:
+            return f"status_{exc.status_code}"
+        case openai.APIResponseValidationError() | json.JSONDecodeError():
+            return "malformed"
+    return None
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    headers = response.headers
+    try:
+        if value := headers.get("retry-after-ms"):
+            return float(value) / 1000
+        if value := headers.get("retry-after"):
+            return float(value)
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+    return None
 
 
 def strict_format(output: type[BaseModel]) -> dict[str, Any]:
@@ -96,7 +164,7 @@ def _rejects_json_schema(exc: openai.BadRequestError) -> bool:
 
 
 def _pipeline_error(exc: Exception) -> PipelineError:
-    """The SDK's errors (after its own retries) sorted into stable failure codes."""
+    """The SDK's errors, once retries are over or pointless, sorted into stable failure codes."""
     match exc:
         case openai.AuthenticationError() | openai.PermissionDeniedError():
             return PipelineError(
@@ -163,9 +231,15 @@ class Conversation:
     """One exchange with the model about one text, counting usage across its calls."""
 
     def __init__(
-        self, llm: LLM, messages: Messages, output: type[BaseModel], language: str | None
+        self,
+        llm: LLM,
+        messages: Messages,
+        output: type[BaseModel],
+        language: str | None,
+        deadline: Deadline,
     ) -> None:
         self.llm = llm
+        self.deadline = deadline
         self.messages = list(messages)
         self.output = output
         self.language = language
@@ -190,22 +264,40 @@ class Conversation:
         return self._create(with_schema, {"type": "json_object"})
 
     def _create(self, messages: Messages, response_format: dict[str, Any]) -> Any:
-        try:
-            completion = self.llm.client.chat.completions.create(
-                model=self.llm.model,
-                messages=messages,  # type: ignore[arg-type]
-                response_format=response_format,  # type: ignore[arg-type]
-                max_completion_tokens=self.llm.max_output_tokens,
-            )
-        except openai.BadRequestError:
-            raise  # the caller decides whether this is a json_schema rejection
-        except (openai.APIError, json.JSONDecodeError) as exc:
-            raise _pipeline_error(exc) from None
-        self.usage.llm_calls += 1
-        if usage := getattr(completion, "usage", None):
-            self.usage.prompt_tokens += usage.prompt_tokens or 0
-            self.usage.completion_tokens += usage.completion_tokens or 0
-        return completion
+        """One completion, retrying what is worth retrying within the job's deadline."""
+        for attempt in range(self.llm.retries + 1):
+            self.deadline.check()
+            try:
+                completion = self.llm.client.chat.completions.create(
+                    model=self.llm.model,
+                    messages=messages,  # type: ignore[arg-type]
+                    response_format=response_format,  # type: ignore[arg-type]
+                    max_completion_tokens=self.llm.max_output_tokens,
+                    timeout=max(1.0, min(self.llm.timeout, self.deadline.remaining())),
+                )
+            except openai.BadRequestError:
+                raise  # the caller decides whether this is a json_schema rejection
+            except (openai.APIError, json.JSONDecodeError) as exc:
+                reason = retry_reason(exc)
+                if reason is None or attempt == self.llm.retries:
+                    raise _pipeline_error(exc) from None
+                backoff = min(self.llm.backoff_max, self.llm.backoff_base * 2**attempt)
+                wait = random.uniform(
+                    backoff / 2, backoff
+                )  # jitter: retries of many jobs spread out
+                if (retry_after := _retry_after(exc)) is not None:
+                    wait = max(wait, min(retry_after, self.llm.backoff_max))
+                if wait >= self.deadline.remaining():
+                    raise _pipeline_error(exc) from None
+                log.warning("llm_retry", reason=reason, attempt=attempt + 1, wait=round(wait, 2))
+                self.deadline.sleep(wait)
+                continue
+            self.usage.llm_calls += 1
+            if usage := getattr(completion, "usage", None):
+                self.usage.prompt_tokens += usage.prompt_tokens or 0
+                self.usage.completion_tokens += usage.completion_tokens or 0
+            return completion
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _round(self) -> tuple[BaseModel | None, str, str, str]:
         try:

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from evenhand.config import Settings
 from evenhand.db import session_scope
-from evenhand.jobs import claim_job, fail_job, load_result, mark_succeeded
+from evenhand.jobs import Claim, claim_job, fail_job, load_result, mark_succeeded
 from evenhand.models import ArgumentPoint, Article, Evidence, Job, Result
 from evenhand.schemas import (
     ArgumentPointPublic,
@@ -33,7 +33,8 @@ from worker.errors import PipelineError
 from worker.extractive import summarize_extractive
 from worker.fetch import FetchPolicy, fetch_article
 from worker.grounding import Grounder
-from worker.llm import Conversation, get_llm
+from worker.lease import keep_lease
+from worker.llm import Conversation, Deadline, get_llm
 from worker.neutrality import loaded_terms, unattributed_loaded_terms
 from worker.prompts import (
     PROMPT_VERSION,
@@ -197,12 +198,15 @@ def draft_with_llm(
     grounder: Grounder,
     source_terms: list[str],
     settings: Settings,
+    deadline: Deadline,
 ) -> tuple[Draft, Usage]:
     llm = get_llm(settings)
     usage = Usage()
     meta = {"title": article.title, "source": article.source, "language": article.language}
     if estimate_tokens(text) <= settings.token_budget:
-        conversation = Conversation(llm, build_messages(text, **meta), Draft, article.language)
+        conversation = Conversation(
+            llm, build_messages(text, **meta), Draft, article.language, deadline
+        )
         draft = conversation.ask()
         draft = repair_quotes(conversation, draft, grounder)
         draft = repair_wording(conversation, draft, source_terms)
@@ -214,14 +218,14 @@ def draft_with_llm(
     terms: list[str] = []
     for chunk in chunks:
         messages = build_map_messages(chunk.text, part=chunk.index + 1, parts=len(chunks), **meta)
-        conversation = Conversation(llm, messages, MapDraft, article.language)
+        conversation = Conversation(llm, messages, MapDraft, article.language, deadline)
         mapped = repair_quotes(conversation, conversation.ask(), grounder)
         usage.add(conversation.usage)
         points += mapped.argument_points
         terms += mapped.loaded_language
     lines = [f"[{i}] {p.speaker}: {p.claim}".replace("\n", " ") for i, p in enumerate(points)]
     conversation = Conversation(
-        llm, build_reduce_messages(lines, **meta), ReduceDraft, article.language
+        llm, build_reduce_messages(lines, **meta), ReduceDraft, article.language, deadline
     )
     reduced = repair_wording(conversation, conversation.ask(), source_terms)
     usage.add(conversation.usage)
@@ -262,7 +266,12 @@ def ground_points(draft: Draft, grounder: Grounder) -> list[ArgumentPointPublic]
     return points
 
 
-def analyse(article: SourceArticle, cleaned: CleanedText, settings: Settings) -> ResultPublic:
+def analyse(
+    article: SourceArticle,
+    cleaned: CleanedText,
+    settings: Settings,
+    deadline: Deadline | None = None,
+) -> ResultPublic:
     """Summary, argument points, grounding and the neutrality check of one clean text."""
     text = cleaned.text
     grounder = Grounder(text)
@@ -271,7 +280,8 @@ def analyse(article: SourceArticle, cleaned: CleanedText, settings: Settings) ->
     if label.provider == "extractive":
         draft, usage = summarize_extractive(text, language=article.language), Usage()
     else:
-        draft, usage = draft_with_llm(article, text, grounder, lexicon_terms, settings)
+        deadline = deadline or Deadline(settings.job_time_limit)
+        draft, usage = draft_with_llm(article, text, grounder, lexicon_terms, settings, deadline)
     points = ground_points(draft, grounder)
     quotes = [ev for point in points for ev in point.evidence]
     # the source's loaded terms: the lexicon's plus the model's own list, each found in the text
@@ -328,13 +338,15 @@ def reusable_result(session: Session, text_hash: str, label: Labels) -> ResultPu
     return load_result(session, row) if row is not None else None
 
 
-def store_result(session: Session, job: Job, result: ResultPublic, text_hash: str) -> bool:
+def store_result(
+    session: Session, claim: Claim, job: Job, result: ResultPublic, text_hash: str
+) -> bool:
     """Write the result and mark the job succeeded in one transaction.
 
     False (and nothing written) when the job is no longer running: canceled meanwhile, or a
     duplicate delivery already finished it. The unique job_id on `result` backs this up.
     """
-    if not mark_succeeded(session, job.id):
+    if not mark_succeeded(session, claim):
         session.rollback()
         return False
     row = Result(
@@ -377,9 +389,18 @@ def store_result(session: Session, job: Job, result: ResultPublic, text_hash: st
     return True
 
 
-def _load_claimed(job_id: uuid.UUID) -> tuple[Job, SourceArticle] | None:
+def _load_claimed(
+    job_id: uuid.UUID, settings: Settings, task_id: str | None
+) -> tuple[Claim, Job, SourceArticle] | None:
     with session_scope() as session:
-        if not claim_job(session, job_id):
+        claim = claim_job(
+            session,
+            job_id,
+            lease_seconds=settings.job_lease_seconds,
+            max_attempts=settings.max_attempts,
+            task_id=task_id,
+        )
+        if claim is None:
             return None
         job = session.get(Job, job_id)
         assert job is not None
@@ -394,10 +415,12 @@ def _load_claimed(job_id: uuid.UUID) -> tuple[Job, SourceArticle] | None:
             language=stored.language,
         )
         session.commit()  # end the read transaction: nothing is held while the LLM works
-        return job, article
+        return claim, job, article
 
 
-def _produce(job: Job, article: SourceArticle, settings: Settings) -> tuple[ResultPublic, str]:
+def _produce(
+    job: Job, article: SourceArticle, settings: Settings, deadline: Deadline
+) -> tuple[ResultPublic, str]:
     prepared = prepare(article, settings)
     text_hash = content_hash(prepared.cleaned.text)
     with session_scope() as session:
@@ -420,36 +443,39 @@ def _produce(job: Job, article: SourceArticle, settings: Settings) -> tuple[Resu
         )
         usage = UsagePublic(prompt_tokens=0, completion_tokens=0, llm_calls=0)
         return reused.model_copy(update={"cleaning": cleaning, "usage": usage}), text_hash
-    return analyse(article, prepared.cleaned, settings), text_hash
+    return analyse(article, prepared.cleaned, settings, deadline), text_hash
 
 
-def run_job(job_id: uuid.UUID, settings: Settings) -> None:
-    """Run one job to `succeeded` or `failed`; a job that is not queued is left alone."""
-    claimed = _load_claimed(job_id)
+def run_job(job_id: uuid.UUID, settings: Settings, task_id: str | None = None) -> None:
+    """Run one job to `succeeded` or `failed`. A job that cannot be claimed (finished, canceled,
+    held by a live worker, a duplicate delivery) is left alone."""
+    claimed = _load_claimed(job_id, settings, task_id)
     if claimed is None:
         log.info("job_not_claimed")
         return
-    job, article = claimed
-    log.info("job_started", provider=settings.provider)
-    try:
-        result, text_hash = _produce(job, article, settings)
-        with session_scope() as session:
-            stored_ok = store_result(session, job, result, text_hash)
-    except PipelineError as exc:
-        with session_scope() as session:
-            fail_job(session, job_id, exc.code, exc.message)
-        log.warning("job_failed", code=exc.code)
-        return
-    except Exception as exc:
-        log.exception("job_crashed", error=type(exc).__name__)
-        with session_scope() as session:
-            fail_job(
-                session,
-                job_id,
-                "internal_error",
-                "An internal error stopped the job; it has been logged.",
-            )
-        return
+    claim, job, article = claimed
+    log.info("job_started", provider=settings.provider, attempt=claim.attempt)
+    with keep_lease(claim, settings.job_lease_seconds) as lost:
+        deadline = Deadline(settings.job_time_limit, lost)
+        try:
+            result, text_hash = _produce(job, article, settings, deadline)
+            with session_scope() as session:
+                stored_ok = store_result(session, claim, job, result, text_hash)
+        except PipelineError as exc:
+            with session_scope() as session:
+                fail_job(session, claim, exc.code, exc.message)
+            log.warning("job_failed", code=exc.code)
+            return
+        except Exception as exc:
+            log.exception("job_crashed", error=type(exc).__name__)
+            with session_scope() as session:
+                fail_job(
+                    session,
+                    claim,
+                    "internal_error",
+                    "An internal error stopped the job; it has been logged.",
+                )
+            return
     log.info(
         "job_finished" if stored_ok else "job_result_discarded",
         quotes=result.grounding.quotes,

@@ -27,12 +27,17 @@ class DraftPoint(BaseModel):
     evidence: list[DraftEvidence] = Field(description="Verbatim quotes from the article")
 
 
-class Draft(BaseModel):
+class SummaryFields(BaseModel):
+    """What every answer that summarizes a whole article carries."""
+
     model_config = ConfigDict(extra="forbid")
 
     article_type: ArticleType
     thesis: str = Field(description="The article's main claim, attributed to its holder")
     summary: str = Field(description="A neutral summary that attributes every opinion")
+
+
+class Draft(SummaryFields):
     argument_points: list[DraftPoint]
     loaded_language: list[str] = Field(description="Loaded or emotive terms used in the article")
 
@@ -64,12 +69,7 @@ class DuplicateGroup(BaseModel):
     points: list[int] = Field(description="Numbers of points that make the same claim")
 
 
-class ReduceDraft(BaseModel):
+class ReduceDraft(SummaryFields):
     """What the LLM returns when it combines the parts' points (reduce step)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    article_type: ArticleType
-    thesis: str = Field(description="The article's main claim, attributed to its holder")
-    summary: str = Field(description="A neutral summary that attributes every opinion")
     duplicate_groups: list[DuplicateGroup]

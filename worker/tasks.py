@@ -1,14 +1,16 @@
-"""Celery tasks: thin wrappers that take ids and call the pipeline."""
+"""Celery tasks: thin wrappers that take ids and call the pipeline; and the sweeper, started and
+stopped with every worker as a bootstep."""
 
 import uuid
 
 import structlog
-from celery import Task
+from celery import Task, bootsteps
 from celery.signals import task_postrun, task_prerun
 
 from evenhand.celery_app import SUMMARIZE_TASK, celery_app
 from evenhand.config import get_settings
 from worker.pipeline import run_job
+from worker.sweeper import Sweeper
 
 
 @task_prerun.connect
@@ -24,7 +26,24 @@ def _clear_task_context(**_kwargs: object) -> None:
     structlog.contextvars.clear_contextvars()
 
 
-@celery_app.task(name=SUMMARIZE_TASK)
-def summarize_job(job_id: str) -> None:
+@celery_app.task(name=SUMMARIZE_TASK, bind=True)
+def summarize_job(self: Task, job_id: str) -> None:
     """Summarize the article of job `job_id` (re-read from the database)."""
-    run_job(uuid.UUID(job_id), get_settings())
+    run_job(uuid.UUID(job_id), get_settings(), task_id=self.request.id)
+
+
+class SweeperStep(bootsteps.StartStopStep):
+    """Runs the sweeper for as long as the worker runs."""
+
+    def __init__(self, parent: object, **kwargs: object) -> None:
+        super().__init__(parent, **kwargs)
+        self.sweeper = Sweeper(get_settings())
+
+    def start(self, parent: object) -> None:
+        self.sweeper.start()
+
+    def stop(self, parent: object) -> None:
+        self.sweeper.stop()
+
+
+celery_app.steps["worker"].add(SweeperStep)

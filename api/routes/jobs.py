@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentKeyDep
-from api.service import read_job
+from api.deps import CurrentKeyDep, SessionDep
+from api.service import cancel, read_job, retry
 from evenhand.db import get_engine
 from evenhand.models import FINISHED_STATUSES, ApiKey
 from evenhand.schemas import JobPublic
@@ -45,3 +45,22 @@ async def get_job(
         if job.status in FINISHED_STATUSES or remaining <= 0:
             return job
         await asyncio.sleep(min(POLL_INTERVAL, remaining))
+
+
+@router.delete(
+    "/{job_id}", response_model=JobPublic, responses={409: {"description": "Already finished"}}
+)
+def cancel_job(job_id: uuid.UUID, owner: CurrentKeyDep, session: SessionDep) -> JobPublic:
+    """Cancel a queued or running job; it will never get a result."""
+    return cancel(session, owner, job_id)
+
+
+@router.post(
+    "/{job_id}/retry",
+    status_code=202,
+    response_model=JobPublic,
+    responses={409: {"description": "Not failed or canceled"}},
+)
+def retry_job(job_id: uuid.UUID, owner: CurrentKeyDep, session: SessionDep) -> JobPublic:
+    """Run a failed or canceled job again."""
+    return retry(session, owner, job_id)
