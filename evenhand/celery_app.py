@@ -25,6 +25,8 @@ def create_celery_app(settings: Settings) -> Celery:
     visibility_timeout = int(hard_limit + 300)
     app = Celery("evenhand", broker=settings.broker_url, include=["worker.tasks"])
     app.conf.update(
+        # kombu's Redis transport with a repair for losing Redis mid-task (see evenhand.broker)
+        broker_transport="evenhand.broker:Transport",
         task_default_queue=settings.queue,
         # JSON only: a pickle payload from anyone who can reach Redis would be code execution.
         task_serializer="json",

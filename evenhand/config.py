@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     provider: Literal["openai", "extractive"] | None = None
     model: str = "gpt-4o-mini"
     llm_timeout: float = 60.0  # seconds per LLM request
-    llm_retries: int = 4  # retries of a retryable LLM error (ours alone: the SDK's are off)
+    llm_retries: int = 6  # retries of a retryable LLM error (ours alone: the SDK's are off)
     llm_backoff_base: float = 1.0  # first backoff in seconds, doubled each retry, with jitter
     llm_backoff_max: float = 30.0  # no single wait longer than this (Retry-After included)
     job_time_limit: float = 600.0  # wall time of one job, LLM calls and retries included

@@ -232,6 +232,18 @@ def requeue_job(session: Session, job_id: uuid.UUID) -> bool:
     return updated.rowcount == 1
 
 
+def forget_publications(session: Session) -> int:
+    """Mark every queued job unpublished, so the sweeper publishes it again: after the broker
+    restarted, messages it held may be gone (duplicates are harmless: only one run claims)."""
+    updated = session.exec(
+        sa.update(Job)  # type: ignore[call-overload]
+        .where(col(Job.status) == JobStatus.queued, col(Job.published_at).is_not(None))
+        .values(published_at=None)
+    )
+    session.commit()
+    return updated.rowcount
+
+
 @dataclass
 class SweepReport:
     reclaimed: int = 0  # running jobs whose worker died, queued again

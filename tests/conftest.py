@@ -32,8 +32,14 @@ def redis_url(services_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(services_dir: Path) -> Iterator[str]:
-    with postgres_server(services_dir) as server, fresh_database(server) as url:
+def postgres_server_url(services_dir: Path) -> Iterator[str]:
+    with postgres_server(services_dir) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    with fresh_database(postgres_server_url) as url:
         yield url
 
 

@@ -276,3 +276,43 @@ def running_stack(
         yield stack
     finally:
         stack.stop()
+
+
+class RedisProcess:
+    """A redis-server of a test's own, which the test may stop, kill and start again (same port)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        log = (self.data_dir / "redis.log").open("ab")
+        self.process = subprocess.Popen(
+            redis_server_command(self.port, self.data_dir), stdout=log, stderr=subprocess.STDOUT
+        )
+        if not wait_for_port(self.port, 10):
+            raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+
+def results_per_job(database_url: str, job_ids: list[str]) -> dict[str, int]:
+    """How many result rows each job has, read straight from the database."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT job_id, COUNT(*) FROM result GROUP BY job_id")
+            ).all()
+    finally:
+        engine.dispose()
+    counts = {str(uuid.UUID(str(job_id))): count for job_id, count in rows}
+    return {job_id: counts.get(job_id, 0) for job_id in job_ids}

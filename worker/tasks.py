@@ -37,7 +37,7 @@ class SweeperStep(bootsteps.StartStopStep):
 
     def __init__(self, parent: object, **kwargs: object) -> None:
         super().__init__(parent, **kwargs)
-        self.sweeper = Sweeper(get_settings())
+        self.sweeper = Sweeper(get_settings(), celery_app)
 
     def start(self, parent: object) -> None:
         self.sweeper.start()
