@@ -93,7 +93,9 @@ def test_sigkill_mid_job_loses_nothing_and_makes_one_result(chaos: Stack) -> Non
     jobs = assert_all_succeeded_once(chaos, job_ids)
     assert all(job["attempts"] == 2 for job in jobs)
     # recovered by the sweeper from expired leases (3 s here), not Redis's visibility timeout
-    assert time.monotonic() - killed_at < 60
+    recovered_in = time.monotonic() - killed_at
+    print(f"\nSIGKILL recovery: 6 jobs succeeded {recovered_in:.1f} s after the kill")
+    assert recovered_in < 60
 
 
 def test_redis_outage_under_load_loses_nothing(chaos: Stack, chaos_redis: RedisProcess) -> None:
@@ -122,8 +124,10 @@ def test_llm_fault_storm_every_job_succeeds(chaos: Stack) -> None:
     )
     job_ids = submit_many(chaos, 16)
     assert_all_succeeded_once(chaos, job_ids, timeout=180)
-    faults = chaos.llm.stats()["faults"]
-    assert sum(faults[kind] for kind in ("429", "500", "malformed", "timeout")) > 0
+    stats = chaos.llm.stats()
+    faults = {kind: stats["faults"][kind] for kind in ("429", "500", "malformed", "timeout")}
+    print(f"\nfault storm: 16 jobs succeeded; {stats['requests']} requests, faults {faults}")
+    assert sum(faults.values()) > 0
     assert "llm_retry" in (chaos.log_dir / "worker.log").read_text()
 
 

@@ -1,0 +1,110 @@
+"""The job state machine on a real (SQLite) database: claims, leases, fencing, poison jobs."""
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+
+from evenhand import config, db
+from evenhand.jobs import (
+    cancel_job,
+    claim_job,
+    fail_job,
+    mark_succeeded,
+    renew_lease,
+    requeue_job,
+    sweep,
+)
+from evenhand.keys import create_key
+from evenhand.migrate import upgrade_to_head
+from evenhand.models import Article, Job, JobStatus
+
+
+@pytest.fixture
+def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'jobs.db'}")
+    config.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    upgrade_to_head()
+    with Session(db.get_engine(), expire_on_commit=False) as session:
+        yield session
+    config.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+
+
+def new_job(session: Session) -> uuid.UUID:
+    key, _ = create_key(session, f"k-{uuid.uuid4()}")
+    assert key.id is not None
+    article = Article(owner_id=key.id, input_kind="text", raw_text="A sentence.")
+    job = Job(article_id=article.id, owner_id=key.id)
+    session.add(article)
+    session.add(job)
+    session.commit()
+    return job.id
+
+
+def status(session: Session, job_id: uuid.UUID) -> Job:
+    session.expire_all()
+    job = session.get(Job, job_id)
+    assert job is not None
+    return job
+
+
+def test_only_one_claim_wins_and_only_its_holder_finishes(session: Session) -> None:
+    job_id = new_job(session)
+    claim = claim_job(session, job_id, lease_seconds=30, max_attempts=3)
+    assert claim is not None and claim.attempt == 1
+    assert (
+        claim_job(session, job_id, lease_seconds=30, max_attempts=3) is None
+    )  # a duplicate delivery
+    stranger = claim.__class__(job_id=job_id, token=uuid.uuid4(), attempt=1)
+    assert not mark_succeeded(session, stranger)
+    assert not fail_job(session, stranger, "x", "y")
+    assert mark_succeeded(session, claim)
+    session.commit()
+    assert status(session, job_id).status == JobStatus.succeeded
+    assert claim_job(session, job_id, lease_seconds=30, max_attempts=3) is None
+
+
+def test_an_expired_lease_can_be_claimed_again_and_voids_the_old_claim(session: Session) -> None:
+    job_id = new_job(session)
+    first = claim_job(session, job_id, lease_seconds=0.01, max_attempts=3)
+    time.sleep(0.05)
+    second = claim_job(session, job_id, lease_seconds=30, max_attempts=3)
+    assert first is not None and second is not None and second.attempt == 2
+    assert not renew_lease(session, first, 30)  # the dead worker's claim is void
+    assert not mark_succeeded(session, first)
+    assert renew_lease(session, second, 30)
+
+
+def test_a_poison_job_stops_after_max_attempts(session: Session) -> None:
+    job_id = new_job(session)
+    for attempt in range(1, 4):  # its worker dies every time: the lease just expires
+        claim = claim_job(session, job_id, lease_seconds=0.01, max_attempts=3)
+        assert claim is not None and claim.attempt == attempt
+        time.sleep(0.05)
+        if attempt < 3:
+            report = sweep(session, max_attempts=3, republish_after=600)
+            assert report.reclaimed == 1
+            assert status(session, job_id).status == JobStatus.queued
+    report = sweep(session, max_attempts=3, republish_after=600)
+    assert report.exhausted == 1
+    job = status(session, job_id)
+    assert job.status == JobStatus.failed and job.error_code == "too_many_attempts"
+    assert "3 times" in (job.error_message or "")
+
+
+def test_cancel_voids_a_running_claim_and_retry_starts_afresh(session: Session) -> None:
+    job_id = new_job(session)
+    claim = claim_job(session, job_id, lease_seconds=30, max_attempts=3)
+    assert claim is not None
+    assert cancel_job(session, job_id)
+    assert not cancel_job(session, job_id)  # already canceled
+    assert not mark_succeeded(session, claim)  # a canceled job never gets a result
+    assert requeue_job(session, job_id)
+    assert not requeue_job(session, job_id)  # queued: nothing to retry
+    job = status(session, job_id)
+    assert job.status == JobStatus.queued and job.attempts == 0 and job.finished_at is None
