@@ -8,6 +8,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from api.errors import Problem
+from api.limits import enforce_rate_limit
+from evenhand.config import Settings, get_settings
 from evenhand.db import get_engine
 from evenhand.keys import find_active_key
 from evenhand.models import ApiKey
@@ -25,10 +27,15 @@ _bearer = HTTPBearer(
 )
 
 
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
 def get_current_key(
     session: SessionDep,
+    settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
+    """The caller's active key, within its rate limit."""
     if credentials is None:
         raise Problem(
             401,
@@ -42,6 +49,7 @@ def get_current_key(
             "The API key is unknown or revoked.",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    enforce_rate_limit(api_key, settings)
     return api_key
 
 

@@ -1,13 +1,12 @@
 """HTTP request and response bodies of the v1 API."""
 
 import uuid
-from datetime import datetime
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from evenhand.models import ArticleBase, JobStatus
-from evenhand.schemas import ResultPublic
+from evenhand.schemas import JobPublic, ResultPublic, UtcDateTime
 
 SUBMIT_EXAMPLE = {
     "text": "The council voted to close the library. Critics say the decision was rushed.",
@@ -59,5 +58,14 @@ class ArticlePublic(ArticleBase):
     clean_text: str | None = Field(description="Set once a job has cleaned the article")
     content_hash: str | None
     meta: dict[str, Any] | None = Field(alias="metadata")
-    created_at: datetime
+    created_at: UtcDateTime
     result: ResultPublic | None = Field(description="The article's latest result, if any")
+
+
+class JobPage(BaseModel):
+    """A page of the caller's jobs, newest first, without their results."""
+
+    items: list[JobPublic]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end"
+    )

@@ -1,13 +1,19 @@
 """What the routes do, as plain functions over a session (no FastAPI types here)."""
 
+import base64
+import binascii
 import hashlib
 import uuid
+from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.errors import Problem
-from api.schemas import ArticleCreate, ArticlePublic
+from api.limits import enforce_daily_quota
+from api.schemas import ArticleCreate, ArticlePublic, JobPage
+from evenhand.config import Settings
 from evenhand.jobs import (
     cancel_job,
     job_public,
@@ -16,8 +22,17 @@ from evenhand.jobs import (
     publish_job,
     requeue_job,
 )
-from evenhand.models import ApiKey, Article, IdempotencyRecord, Job
+from evenhand.models import ApiKey, Article, IdempotencyRecord, Job, JobStatus
 from evenhand.schemas import JobPublic
+
+
+def json_depth(value: object) -> int:
+    """How deeply a parsed JSON value nests (pydantic's parser already stops at 200 levels)."""
+    if isinstance(value, dict):
+        return 1 + max((json_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((json_depth(v) for v in value), default=0)
+    return 0
 
 
 def request_hash(payload: ArticleCreate) -> str:
@@ -46,7 +61,7 @@ def submit_article(
     session: Session,
     owner: ApiKey,
     payload: ArticleCreate,
-    max_chars: int,
+    settings: Settings,
     idempotency_key: str | None = None,
 ) -> tuple[Job, bool]:
     """Store the article and its job, commit, then publish the job's task.
@@ -63,8 +78,14 @@ def submit_article(
     )
     if kind != "url" and not raw.strip():
         raise Problem(422, f"The article's '{kind}' is empty; send the article's text.")
-    if len(raw) > max_chars:
-        raise Problem(413, f"The article has {len(raw)} characters; the limit is {max_chars}.")
+    if len(raw) > settings.max_article_chars:
+        raise Problem(
+            413,
+            f"The article has {len(raw)} characters; the limit is {settings.max_article_chars}.",
+        )
+    if json_depth(payload.meta) > settings.max_json_depth:
+        raise Problem(422, f"'metadata' is nested deeper than {settings.max_json_depth} levels.")
+    enforce_daily_quota(session, owner, settings, new_jobs=1)
     assert owner.id is not None
     article = Article(
         owner_id=owner.id,
@@ -146,3 +167,34 @@ def read_article(session: Session, owner: ApiKey, article_id: uuid.UUID) -> Arti
         metadata=article.extra,
         result=load_result(session, result) if result else None,
     )
+
+
+def encode_cursor(job: Job) -> str:
+    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(created), uuid.UUID(job_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise Problem(
+            422, "The cursor is not valid; pass the next_cursor of an earlier page."
+        ) from None
+
+
+def list_jobs(
+    session: Session, owner: ApiKey, status: JobStatus | None, cursor: str | None, limit: int
+) -> JobPage:
+    """Keyset pagination on (created_at, id): no OFFSET scans, one query per page."""
+    query = select(Job).where(Job.owner_id == owner.id)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if cursor is not None:
+        created_at, job_id = decode_cursor(cursor)
+        query = query.where(sa.tuple_(col(Job.created_at), col(Job.id)) < (created_at, job_id))
+    query = query.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1)
+    jobs = list(session.exec(query))
+    page = jobs[:limit]
+    items = [job_public(session, job, with_result=False) for job in page]
+    return JobPage(items=items, next_cursor=encode_cursor(page[-1]) if len(jobs) > limit else None)

@@ -1,6 +1,7 @@
 """The `evenhand` command: run the pieces, manage keys, submit articles, summarize offline."""
 
 import json
+import secrets
 import sys
 import time
 import uuid
@@ -9,11 +10,12 @@ from typing import Annotated, Any
 
 import typer
 import uvicorn
+from limits import parse as parse_rate
 from rich.console import Console
 from rich.table import Table
 
 from evenhand.client import ApiError, Client
-from evenhand.config import get_settings
+from evenhand.config import Settings, get_settings
 from evenhand.db import session_scope
 from evenhand.embedded import (
     ProcessGroup,
@@ -88,10 +90,26 @@ def migrate() -> None:
 
 
 @keys_app.command("create")
-def keys_create(name: str) -> None:
+def keys_create(
+    name: str,
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(help='Requests per window, e.g. "60/minute" (default: EVENHAND_RATE_LIMIT)'),
+    ] = None,
+    daily_jobs: Annotated[int | None, typer.Option(min=0, help="Articles per UTC day")] = None,
+    daily_tokens: Annotated[int | None, typer.Option(min=0, help="LLM tokens per UTC day")] = None,
+) -> None:
     """Create a key; it is printed once, alone on the last line, and stored only as a hash."""
+    if rate_limit is not None:
+        try:
+            parse_rate(rate_limit)
+        except ValueError:
+            console.print(f'[red]not a rate limit: {rate_limit!r} (try "60/minute")[/red]')
+            raise typer.Exit(2) from None
     with session_scope() as session:
-        api_key, plaintext = create_key(session, name)
+        api_key, plaintext = create_key(
+            session, name, rate_limit=rate_limit, daily_jobs=daily_jobs, daily_tokens=daily_tokens
+        )
     console.print(
         f"created key {api_key.id} ({api_key.prefix}…) named {name!r}; it is shown only once:"
     )
@@ -101,13 +119,22 @@ def keys_create(name: str) -> None:
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys by id and prefix (never the keys themselves)."""
-    table = Table("id", "name", "prefix", "created", "revoked")
+    table = Table("id", "name", "prefix", "limits", "created", "revoked")
     with session_scope() as session:
         for key in list_keys(session):
             table.add_row(
                 str(key.id),
                 key.name,
                 key.prefix + "…",
+                " ".join(
+                    f"{label}={value}"
+                    for label, value in (
+                        ("rate", key.rate_limit),
+                        ("jobs/day", key.daily_jobs),
+                        ("tokens/day", key.daily_tokens),
+                    )
+                    if value is not None
+                ),
                 f"{key.created_at:%Y-%m-%d %H:%M}",
                 f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
             )
@@ -295,6 +322,10 @@ def evaluate(
 def up(
     port: Annotated[int, typer.Option(help="API port")] = 8000,
     flower_port: Annotated[int, typer.Option(help="Flower port")] = 5555,
+    flower_no_auth: Annotated[
+        bool,
+        typer.Option("--flower-no-auth", help="Run Flower without basic auth (local use only)"),
+    ] = False,
 ) -> None:
     """Run everything on this machine: Redis (embedded unless REDIS_URL is set), migrations, API,
     worker and Flower. Ctrl-C stops every process it started."""
@@ -318,10 +349,12 @@ def up(
             _key, plaintext = create_key(session, f"local-{time.strftime('%Y%m%d-%H%M%S')}")
         group.start("api", evenhand_command("api", "--port", str(port)), env)
         group.start("worker", evenhand_command("worker"), env)
+        flower_auth = None if flower_no_auth else flower_credentials(settings)
         group.start(
             "flower",
             [sys.executable, "-m", "celery", "--app", "worker", "flower",
-             f"--port={flower_port}", "--address=127.0.0.1"],
+             f"--port={flower_port}", "--address=127.0.0.1",
+             *([f"--basic-auth={flower_auth}"] if flower_auth else [])],
             env,
         )  # fmt: skip
         if not wait_for_port(port, 30):
@@ -330,7 +363,8 @@ def up(
         console.print(
             f"\n[bold]evenhand is up[/bold]\n"
             f"  API      http://127.0.0.1:{port}   (docs: http://127.0.0.1:{port}/docs)\n"
-            f"  Flower   http://127.0.0.1:{flower_port}\n"
+            f"  Flower   http://127.0.0.1:{flower_port}"
+            f"   ({'no auth' if flower_auth is None else 'basic auth ' + flower_auth})\n"
             f"  Redis    {overrides['REDIS_URL']}{' (embedded)' if settings.redis_url is None else ''}\n"
             f"  Database {settings.database_url}\n"
             f"  LLM      {provider}"
@@ -350,6 +384,13 @@ def up(
         console.print("stopping…")
     finally:
         group.stop()
+
+
+def flower_credentials(settings: Settings) -> str:
+    """EVENHAND_FLOWER_BASIC_AUTH, or fresh credentials for this run."""
+    if settings.flower_basic_auth is not None:
+        return settings.flower_basic_auth.get_secret_value()
+    return f"admin:{secrets.token_urlsafe(12)}"
 
 
 def main() -> None:

@@ -42,9 +42,17 @@ class Settings(BaseSettings):
     worker_pool: Literal["threads", "prefork", "solo", "gevent"] = "threads"
     worker_concurrency: int = 8
 
-    max_wait_seconds: int = 30
+    # per API key, unless the key has its own (evenhand keys create --rate-limit ...)
+    rate_limit: str = "600/minute"  # requests to /v1, shared by all API replicas through Redis
+    daily_jobs: int = 10_000  # articles submitted per UTC day
+    daily_tokens: int = 5_000_000  # LLM tokens (prompt + completion) per UTC day
+    max_json_depth: int = 32  # nesting of a JSON body (metadata included)
     max_body_bytes: int = 2_000_000
     max_article_chars: int = 500_000
+
+    # `evenhand up`'s Flower: "user:password"; unset: fresh credentials printed at start
+    flower_basic_auth: SecretStr | None = None
+
     # the CLI client (`evenhand submit`, `status`)
     api_url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None

@@ -377,11 +377,11 @@ def load_result(session: Session, result: Result) -> ResultPublic:
     )
 
 
-def job_public(session: Session, job: Job) -> JobPublic:
+def job_public(session: Session, job: Job, *, with_result: bool = True) -> JobPublic:
     public = JobPublic.model_validate(job, from_attributes=True)
     if job.status == JobStatus.failed and job.error_code:
         public.error = JobError(code=job.error_code, message=job.error_message or "")
-    if job.status == JobStatus.succeeded:
+    if with_result and job.status == JobStatus.succeeded:
         result = session.exec(select(Result).where(Result.job_id == job.id)).first()
         if result is not None:
             public.result = load_result(session, result)

@@ -19,10 +19,24 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(session: Session, name: str) -> tuple[ApiKey, str]:
+def create_key(
+    session: Session,
+    name: str,
+    *,
+    rate_limit: str | None = None,
+    daily_jobs: int | None = None,
+    daily_tokens: int | None = None,
+) -> tuple[ApiKey, str]:
     """Store a new key and return it with its plaintext, which is never stored."""
-    plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
-    api_key = ApiKey(name=name, prefix=plaintext[:PREFIX_LEN], key_hash=hash_key(plaintext))
+    plaintext = KEY_PREFIX + secrets.token_urlsafe(32)  # 256 bits from the OS CSPRNG
+    api_key = ApiKey(
+        name=name,
+        prefix=plaintext[:PREFIX_LEN],
+        key_hash=hash_key(plaintext),
+        rate_limit=rate_limit,
+        daily_jobs=daily_jobs,
+        daily_tokens=daily_tokens,
+    )
     session.add(api_key)
     session.commit()
     session.refresh(api_key)

@@ -41,6 +41,10 @@ class ApiKey(SQLModel, table=True):
     name: str = Field(max_length=200)
     prefix: str = Field(max_length=32, description="The key's first characters, to recognise it")
     key_hash: str = Field(max_length=64, unique=True, description="SHA-256 of the full key")
+    # per-key limits; None: the defaults from the settings
+    rate_limit: str | None = Field(default=None, max_length=64, description='e.g. "120/minute"')
+    daily_jobs: int | None = None
+    daily_tokens: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     revoked_at: datetime | None = _timestamp()
 

@@ -2,9 +2,9 @@
 
 import uuid
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, field_serializer
+from pydantic import AfterValidator, BaseModel
 
 from evenhand.models import JobStatus
 
@@ -72,11 +72,13 @@ class JobError(BaseModel):
     message: str
 
 
-def _as_utc(value: datetime | None) -> datetime | None:
+def _as_utc(value: datetime) -> datetime:
     # SQLite hands timestamps back without a zone; they were written in UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+# A timestamp as the API shows it: always with its zone (RFC 3339 date-time).
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class JobPublic(BaseModel):
@@ -84,12 +86,8 @@ class JobPublic(BaseModel):
     article_id: uuid.UUID
     status: JobStatus
     attempts: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDateTime
+    started_at: UtcDateTime | None
+    finished_at: UtcDateTime | None
     error: JobError | None = None
     result: ResultPublic | None = None
-
-    @field_serializer("created_at", "started_at", "finished_at")
-    def _serialize_time(self, value: datetime | None) -> datetime | None:
-        return _as_utc(value)

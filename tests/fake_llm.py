@@ -27,7 +27,9 @@ Fault kinds: "429" (Retry-After: `retry_after`, default 1), "quota", "500", "aut
 "length" (truncated content), "refusal", "context_length" (400 context_length_exceeded),
 "reject_json_schema" (400 unsupported_response_format, only for json_schema requests),
 "bad_quotes" (200, every `quote` string reworded so it is not in the article) and
-"loaded_summary" (200, `summary`/`thesis` start with an unattributed loaded phrase).
+"loaded_summary" (200, `summary`/`thesis` start with an unattributed loaded phrase) and
+"injected_links" (200, `summary`, `thesis` and every `claim` end with a tracking image, a link
+and a URL carrying canary strings, as if the model had obeyed an injection).
 A rule only fires on, and a count rule only counts, requests it applies to: the last three
 apply only to json_schema requests / answers with a quote / answers with a summary or thesis.
 
@@ -76,6 +78,7 @@ FaultKind = Literal[
     "reject_json_schema",
     "bad_quotes",
     "loaded_summary",
+    "injected_links",
     "context_length",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
@@ -83,6 +86,11 @@ FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 MODEL_IDS = ("gpt-4o-mini", "gpt-4o", "fake-llm")
 REFUSAL_TEXT = "I can't help with that."
 LOADED_PREFIX = "This disastrous and shameful plan: "
+# what a model that obeyed an injected instruction might add to its prose
+INJECTED_LINKS = (
+    " ![pixel](https://evil.example/collect?c=CANARY-7f3a9)"
+    " [click here](https://phish.example/login?c=CANARY-7f3a9) https://evil.example/CANARY-b21c4"
+)
 CONTEXT_LENGTH_TOKENS = 8192  # what the "context_length" fault claims the limit is
 REQUESTS_LOG_SIZE = 200
 
@@ -660,7 +668,7 @@ def _fault_applies(kind: str, mode: str, used: frozenset[str]) -> bool:
             return mode == "json_schema"
         case "bad_quotes":
             return "quote" in used
-        case "loaded_summary":
+        case "loaded_summary" | "injected_links":
             return bool(used & {"summary", "thesis"})
     return True
 
@@ -721,7 +729,7 @@ def _fault_response(fault: FaultSpec, body: Mapping[str, Any], content: str) -> 
             )
         case "context_length":
             return _context_length_error(CONTEXT_LENGTH_TOKENS, body)
-        case "bad_quotes" | "loaded_summary":
+        case "bad_quotes" | "loaded_summary" | "injected_links":
             return JSONResponse(_completion(body, content=content))  # content already distorted
         case "timeout":
             return None
@@ -774,12 +782,25 @@ async def chat_completions(request: Request) -> Response:
                 bad_quotes=fault.kind == "bad_quotes",
                 loaded_summary=fault.kind == "loaded_summary",
             )
+        if fault is not None and fault.kind == "injected_links":
+            content = _inject_links(content)
         if fault is not None and (response := _fault_response(fault, body, content)) is not None:
             return response
         state.stats.completions += 1
         return JSONResponse(_completion(body, content=content))
     finally:
         state.stats.in_flight -= 1
+
+
+def _inject_links(content: str) -> str:
+    answer = json.loads(content)
+    for key in ("summary", "thesis"):
+        if isinstance(answer.get(key), str):
+            answer[key] += INJECTED_LINKS
+    for point in answer.get("argument_points") or []:
+        if isinstance(point, dict) and isinstance(point.get("claim"), str):
+            point["claim"] += INJECTED_LINKS
+    return json.dumps(answer, ensure_ascii=False)
 
 
 async def list_models(request: Request) -> Response:

@@ -193,6 +193,8 @@ def test_up_runs_the_whole_stack_and_stops_everything_on_ctrl_c(tmp_path: Path) 
             30,
             what="Flower under `evenhand up`",
         )
+        flower = httpx.get(f"http://127.0.0.1:{flower_port}/", timeout=5)
+        assert flower.status_code == 401  # basic auth unless --flower-no-auth
         up.send_signal(signal.SIGINT)
         assert up.wait(60) == 0
         _gone, alive = psutil.wait_procs(children, timeout=10)

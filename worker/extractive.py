@@ -595,17 +595,19 @@ def summarize_extractive(
         key=lambda s: (-(_cue_strength(s) + s.score), s.index),
     )
     picked = sorted(arguing[: max(0, max_points)], key=lambda s: s.index)
+    # model_construct: the length bounds in worker.schemas guard LLM answers; verbatim sentences
+    # of the article (one may run long in unpunctuated text) are ours and need no such guard.
     points = [
-        DraftPoint(
+        DraftPoint.model_construct(
             claim=s.text,
             speaker=_speaker(s, rules) or "the author",
             premises=_premises(s, rules),
-            evidence=[DraftEvidence(quote=s.text)],
+            evidence=[DraftEvidence.model_construct(quote=s.text)],
         )
         for s in picked
     ]
 
-    return Draft(
+    return Draft.model_construct(
         article_type=_article_type(sentences),
         thesis=thesis,
         summary=summary,

@@ -42,6 +42,7 @@ from worker.prompts import (
     build_messages,
     build_reduce_messages,
 )
+from worker.sanitize import strip_foreign_links
 from worker.schemas import Draft, DraftPoint, MapDraft, ReduceDraft, Usage
 
 log = structlog.get_logger(__name__)
@@ -229,7 +230,9 @@ def draft_with_llm(
     )
     reduced = repair_wording(conversation, conversation.ask(), source_terms)
     usage.add(conversation.usage)
-    draft = Draft(
+    # model_construct: the parts were validated one by one; together they may hold more points
+    # than one answer is allowed to
+    draft = Draft.model_construct(
         article_type=reduced.article_type,
         thesis=reduced.thesis,
         summary=reduced.summary,
@@ -240,6 +243,30 @@ def draft_with_llm(
 
 
 # --- grounding and the result ---------------------------------------------------------------------
+
+
+def without_foreign_links(draft: Draft, text: str) -> Draft:
+    """The draft's own prose without links, images and URLs the article does not contain.
+
+    Quotes are left as they are: grounding judges them against the text.
+    """
+    points = [
+        point.model_copy(
+            update={
+                "claim": strip_foreign_links(point.claim, text),
+                "speaker": strip_foreign_links(point.speaker, text),
+                "premises": [strip_foreign_links(p, text) for p in point.premises],
+            }
+        )
+        for point in draft.argument_points
+    ]
+    return draft.model_copy(
+        update={
+            "summary": strip_foreign_links(draft.summary, text),
+            "thesis": strip_foreign_links(draft.thesis, text),
+            "argument_points": points,
+        }
+    )
 
 
 def ground_points(draft: Draft, grounder: Grounder) -> list[ArgumentPointPublic]:
@@ -282,6 +309,7 @@ def analyse(
     else:
         deadline = deadline or Deadline(settings.job_time_limit)
         draft, usage = draft_with_llm(article, text, grounder, lexicon_terms, settings, deadline)
+    draft = without_foreign_links(draft, text)
     points = ground_points(draft, grounder)
     quotes = [ev for point in points for ev in point.evidence]
     # the source's loaded terms: the lexicon's plus the model's own list, each found in the text

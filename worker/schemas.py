@@ -3,11 +3,30 @@
 These pydantic models are the single source of the JSON schema sent to the LLM as a strict
 `json_schema` response format: `extra="forbid"` and no defaults make pydantic's own schema
 strict-mode compatible (every property required, no additional properties).
+
+Length bounds guard against a hijacked or runaway answer: lists carry `maxItems` (part of strict
+mode); string lengths are checked after parsing (`Bounded`), since not every provider accepts
+`maxLength` in a strict schema. An answer out of bounds gets the repair round like any invalid one.
 """
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _at_most(limit: int):  # type: ignore[no-untyped-def]
+    def check(value: str) -> str:
+        if len(value) > limit:
+            raise ValueError(f"at most {limit} characters")
+        return value
+
+    return AfterValidator(check)
+
+
+Short = Annotated[str, _at_most(300)]
+Sentence = Annotated[str, _at_most(1_500)]
+Quote = Annotated[str, _at_most(3_000)]
+Summary = Annotated[str, _at_most(6_000)]
 
 ArticleType = Literal["opinion", "news", "analysis", "other"]
 
@@ -15,16 +34,18 @@ ArticleType = Literal["opinion", "news", "analysis", "other"]
 class DraftEvidence(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quote: str = Field(description="A verbatim span copied from the article text")
+    quote: Quote = Field(description="A verbatim span copied from the article text")
 
 
 class DraftPoint(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    claim: str = Field(description="The claim, stated neutrally")
-    speaker: str = Field(description='Who holds the claim: "the author", a named source, ...')
-    premises: list[str] = Field(description="The reasons given for the claim")
-    evidence: list[DraftEvidence] = Field(description="Verbatim quotes from the article")
+    claim: Sentence = Field(description="The claim, stated neutrally")
+    speaker: Short = Field(description='Who holds the claim: "the author", a named source, ...')
+    premises: list[Sentence] = Field(max_length=10, description="The reasons given for the claim")
+    evidence: list[DraftEvidence] = Field(
+        max_length=10, description="Verbatim quotes from the article"
+    )
 
 
 class SummaryFields(BaseModel):
@@ -33,13 +54,15 @@ class SummaryFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     article_type: ArticleType
-    thesis: str = Field(description="The article's main claim, attributed to its holder")
-    summary: str = Field(description="A neutral summary that attributes every opinion")
+    thesis: Sentence = Field(description="The article's main claim, attributed to its holder")
+    summary: Summary = Field(description="A neutral summary that attributes every opinion")
 
 
 class Draft(SummaryFields):
-    argument_points: list[DraftPoint]
-    loaded_language: list[str] = Field(description="Loaded or emotive terms used in the article")
+    argument_points: list[DraftPoint] = Field(max_length=40)
+    loaded_language: list[Short] = Field(
+        max_length=100, description="Loaded or emotive terms used in the article"
+    )
 
 
 class Usage(BaseModel):
@@ -59,8 +82,10 @@ class MapDraft(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    argument_points: list[DraftPoint]
-    loaded_language: list[str] = Field(description="Loaded or emotive terms used in this part")
+    argument_points: list[DraftPoint] = Field(max_length=40)
+    loaded_language: list[Short] = Field(
+        max_length=100, description="Loaded or emotive terms used in this part"
+    )
 
 
 class DuplicateGroup(BaseModel):

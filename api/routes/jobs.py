@@ -10,9 +10,10 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentKeyDep, SessionDep
-from api.service import cancel, read_job, retry
+from api.schemas import JobPage
+from api.service import cancel, list_jobs, read_job, retry
 from evenhand.db import get_engine
-from evenhand.models import FINISHED_STATUSES, ApiKey
+from evenhand.models import FINISHED_STATUSES, ApiKey, JobStatus
 from evenhand.schemas import JobPublic
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -24,6 +25,20 @@ def _read_job_once(owner: ApiKey, job_id: uuid.UUID) -> JobPublic:
     # A short session per read: a long-poll must not hold a connection while it sleeps.
     with Session(get_engine()) as session:
         return read_job(session, owner, job_id)
+
+
+@router.get("", response_model=JobPage)
+def get_jobs(
+    owner: CurrentKeyDep,
+    session: SessionDep,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this status")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> JobPage:
+    """The caller's jobs, newest first, a page at a time."""
+    return list_jobs(session, owner, status, cursor, limit)
 
 
 @router.get("/{job_id}", response_model=JobPublic)
