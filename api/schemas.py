@@ -69,3 +69,27 @@ class JobPage(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end"
     )
+
+
+class BatchCreate(BaseModel):
+    """Many articles at once (at most EVENHAND_MAX_BATCH), each becoming its own job."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"articles": [SUBMIT_EXAMPLE, {"url": "https://example.com/a"}]}]
+        },
+    )
+
+    articles: list[ArticleCreate] = Field(min_length=1)
+
+
+class BatchPublic(BaseModel):
+    """A batch's progress: how many of its jobs are in each status, and the jobs."""
+
+    id: uuid.UUID
+    created_at: UtcDateTime
+    total: int
+    counts: dict[str, int] = Field(description="Jobs per status")
+    finished: bool = Field(description="Every job succeeded, failed or was canceled")
+    jobs: list[ArticleAccepted]

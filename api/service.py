@@ -12,7 +12,14 @@ from sqlmodel import Session, col, select
 
 from api.errors import Problem
 from api.limits import enforce_daily_quota
-from api.schemas import ArticleCreate, ArticlePublic, JobPage
+from api.schemas import (
+    ArticleAccepted,
+    ArticleCreate,
+    ArticlePublic,
+    BatchCreate,
+    BatchPublic,
+    JobPage,
+)
 from evenhand.config import Settings
 from evenhand.jobs import (
     cancel_job,
@@ -22,7 +29,15 @@ from evenhand.jobs import (
     publish_job,
     requeue_job,
 )
-from evenhand.models import ApiKey, Article, IdempotencyRecord, Job, JobStatus
+from evenhand.models import (
+    FINISHED_STATUSES,
+    ApiKey,
+    Article,
+    Batch,
+    IdempotencyRecord,
+    Job,
+    JobStatus,
+)
 from evenhand.schemas import JobPublic
 
 
@@ -71,37 +86,11 @@ def submit_article(
     """
     if idempotency_key and (earlier := replay(session, owner, idempotency_key, payload)):
         return earlier, True
-    kind, raw = next(
-        (k, v)
-        for k, v in (("text", payload.text), ("html", payload.html), ("url", payload.url))
-        if v is not None
-    )
-    if kind != "url" and not raw.strip():
-        raise Problem(422, f"The article's '{kind}' is empty; send the article's text.")
-    if len(raw) > settings.max_article_chars:
-        raise Problem(
-            413,
-            f"The article has {len(raw)} characters; the limit is {settings.max_article_chars}.",
-        )
-    if json_depth(payload.meta) > settings.max_json_depth:
-        raise Problem(422, f"'metadata' is nested deeper than {settings.max_json_depth} levels.")
     enforce_daily_quota(session, owner, settings, new_jobs=1)
-    assert owner.id is not None
-    article = Article(
-        owner_id=owner.id,
-        input_kind=kind,
-        raw_text="" if kind == "url" else raw,
-        title=payload.title,
-        source=payload.source,
-        url=payload.url,
-        language=payload.language,
-        extra=payload.meta,
-    )
-    job = Job(article_id=article.id, owner_id=owner.id)
-    session.add(article)
-    session.add(job)
+    job = add_job(session, owner, payload, settings)
     if idempotency_key:
         session.flush()  # the job row first: the record refers to it
+        assert owner.id is not None
         session.add(
             IdempotencyRecord(
                 owner_id=owner.id,
@@ -121,6 +110,98 @@ def submit_article(
     session.refresh(job)
     publish_job(session, job)
     return job, False
+
+
+def add_job(
+    session: Session,
+    owner: ApiKey,
+    payload: ArticleCreate,
+    settings: Settings,
+    batch_id: uuid.UUID | None = None,
+) -> Job:
+    """Check one article and add it with its job to the session (the caller commits)."""
+    kind, raw = next(
+        (k, v)
+        for k, v in (("text", payload.text), ("html", payload.html), ("url", payload.url))
+        if v is not None
+    )
+    if kind != "url" and not raw.strip():
+        raise Problem(422, f"The article's '{kind}' is empty; send the article's text.")
+    if len(raw) > settings.max_article_chars:
+        raise Problem(
+            413,
+            f"The article has {len(raw)} characters; the limit is {settings.max_article_chars}.",
+        )
+    if json_depth(payload.meta) > settings.max_json_depth:
+        raise Problem(422, f"'metadata' is nested deeper than {settings.max_json_depth} levels.")
+    assert owner.id is not None
+    article = Article(
+        owner_id=owner.id,
+        input_kind=kind,
+        raw_text="" if kind == "url" else raw,
+        title=payload.title,
+        source=payload.source,
+        url=payload.url,
+        language=payload.language,
+        extra=payload.meta,
+    )
+    job = Job(article_id=article.id, owner_id=owner.id, batch_id=batch_id)
+    session.add(article)
+    session.add(job)
+    return job
+
+
+def submit_batch(
+    session: Session, owner: ApiKey, payload: BatchCreate, settings: Settings
+) -> tuple[Batch, list[Job]]:
+    """All articles and their jobs in one transaction (all or none), then publish each."""
+    if len(payload.articles) > settings.max_batch:
+        raise Problem(
+            413,
+            f"The batch has {len(payload.articles)} articles; the limit is {settings.max_batch}.",
+        )
+    enforce_daily_quota(session, owner, settings, new_jobs=len(payload.articles))
+    assert owner.id is not None
+    batch = Batch(owner_id=owner.id)
+    session.add(batch)
+    jobs = []
+    for index, article in enumerate(payload.articles):
+        try:
+            jobs.append(add_job(session, owner, article, settings, batch_id=batch.id))
+        except Problem as problem:
+            session.rollback()
+            problem.detail = f"articles[{index}]: {problem.detail}"
+            raise
+    session.commit()
+    for job in jobs:
+        session.refresh(job)
+        publish_job(session, job)
+    return batch, jobs
+
+
+def read_batch(session: Session, owner: ApiKey, batch_id: uuid.UUID) -> BatchPublic:
+    batch = session.get(Batch, batch_id)
+    if batch is None or batch.owner_id != owner.id:
+        raise Problem(404, f"No batch {batch_id} for this API key.")
+    jobs = list(
+        session.exec(
+            select(Job).where(Job.batch_id == batch.id).order_by(col(Job.created_at), col(Job.id))
+        )
+    )
+    counts = {status.value: 0 for status in JobStatus}
+    for job in jobs:
+        counts[job.status] += 1
+    return BatchPublic(
+        id=batch.id,
+        created_at=batch.created_at,
+        total=len(jobs),
+        counts=counts,
+        finished=all(job.status in FINISHED_STATUSES for job in jobs),
+        jobs=[
+            ArticleAccepted(job_id=job.id, article_id=job.article_id, status=job.status)
+            for job in jobs
+        ],
+    )
 
 
 def get_owned_job(session: Session, owner: ApiKey, job_id: uuid.UUID) -> Job:

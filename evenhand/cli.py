@@ -12,7 +12,7 @@ import typer
 import uvicorn
 from limits import parse as parse_rate
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from evenhand.client import ApiError, Client
 from evenhand.config import Settings, get_settings
@@ -242,15 +242,61 @@ def status(
     ] = False,
 ) -> None:
     """Show a job's status and, once it succeeded, its result."""
-    try:
-        job = _client().job(str(job_id))
-    except ApiError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+    job = _call("job", job_id)
     if as_json:
         print(json.dumps(job, indent=2, ensure_ascii=False))
     else:
         render_result(job)
+
+
+def _call(action: str, job_id: uuid.UUID | None = None, **kwargs: Any) -> dict[str, Any]:
+    client = _client()
+    try:
+        method = getattr(client, action)
+        return method(str(job_id), **kwargs) if job_id else method(**kwargs)
+    except ApiError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+@app.command("list")
+def list_jobs(
+    status: Annotated[str | None, typer.Option(help="Only jobs in this status")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="How many, newest first")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+) -> None:
+    """List your jobs, newest first."""
+    page = _call("jobs", status=status, limit=limit)
+    if as_json:
+        print(json.dumps(page, indent=2))
+        return
+    table = Table(
+        Column("job", no_wrap=True, min_width=36), "status", "attempts", "created", "error"
+    )
+    for job in page["items"]:
+        error = job.get("error") or {}
+        table.add_row(
+            job["id"],
+            job["status"],
+            str(job["attempts"]),
+            job["created_at"][:19],
+            error.get("code", ""),
+        )
+    Console().print(table)
+
+
+@app.command()
+def cancel(job_id: uuid.UUID) -> None:
+    """Cancel a queued or running job."""
+    job = _call("cancel", job_id)
+    Console().print(f"job {job['id']} is {job['status']}")
+
+
+@app.command()
+def retry(job_id: uuid.UUID) -> None:
+    """Run a failed or canceled job again."""
+    job = _call("retry", job_id)
+    Console().print(f"job {job['id']} is {job['status']}")
 
 
 # --- offline --------------------------------------------------------------------------------------

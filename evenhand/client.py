@@ -44,3 +44,19 @@ class Client:
     def job(self, job_id: str, wait: float = 0) -> dict[str, Any]:
         params = {"wait": wait} if wait else None
         return self._request("GET", f"/v1/jobs/{job_id}", params=params)
+
+    def jobs(
+        self, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = status
+        if cursor:
+            params["cursor"] = cursor
+        return self._request("GET", "/v1/jobs", params=params)
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/v1/jobs/{job_id}")
+
+    def retry(self, job_id: str) -> dict[str, Any]:
+        return self._request("POST", f"/v1/jobs/{job_id}/retry")

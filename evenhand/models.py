@@ -72,6 +72,19 @@ class Article(ArticleBase, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
+# --- batches --------------------------------------------------------------------------------------
+
+
+class Batch(SQLModel, table=True):
+    """Many articles submitted at once; each has its own job."""
+
+    __tablename__ = "batch"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: int = Field(foreign_key="api_key.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
 # --- jobs -----------------------------------------------------------------------------------------
 
 
@@ -87,6 +100,7 @@ class Job(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     article_id: uuid.UUID = Field(foreign_key="article.id", index=True)
     owner_id: int = Field(foreign_key="api_key.id")
+    batch_id: uuid.UUID | None = Field(default=None, foreign_key="batch.id", index=True)
     status: JobStatus = Field(default=JobStatus.queued, sa_type=sa.String(16))
     attempts: int = 0
     error_code: str | None = Field(default=None, max_length=64)

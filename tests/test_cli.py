@@ -236,3 +236,27 @@ def test_eval_prints_figures_for_every_article(tmp_path: Path) -> None:
         env=without_llm_env(), cwd=tmp_path, capture_output=True, text=True, timeout=180, check=True,
     )  # fmt: skip
     assert "extractive" in table.stdout and "overall" in table.stdout
+
+
+@sqlite_only
+def test_list_cancel_and_retry_from_the_command_line(stack: Stack) -> None:
+    key = stack.new_key("cli-manager")
+    client_env = {"EVENHAND_API_URL": stack.api_url, "EVENHAND_API_KEY": key}
+    stack.llm.control(latency=3)
+    accepted = json.loads(
+        stack.run_cli("submit", str(FIXTURES / "single_sentence.txt"), **client_env).stdout
+    )
+    job_id = accepted["job_id"]
+    canceled = stack.run_cli("cancel", job_id, **client_env)
+    assert f"job {job_id} is canceled" in canceled.stdout
+    again = stack.run_cli("cancel", job_id, check=False, **client_env)
+    assert again.returncode == 1 and "409" in again.stderr and "canceled" in again.stderr
+    listed = json.loads(
+        stack.run_cli("list", "--status", "canceled", "--json", **client_env).stdout
+    )
+    assert [job["id"] for job in listed["items"]] == [job_id]
+    stack.llm.control(latency=0)
+    assert f"job {job_id} is queued" in stack.run_cli("retry", job_id, **client_env).stdout
+    assert stack.wait_job(job_id, key=key)["status"] == "succeeded"
+    table = stack.run_cli("list", COLUMNS="160", **client_env).stdout  # a wide terminal
+    assert job_id in table and "succeeded" in table
