@@ -6,14 +6,23 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    ProcessCollector,
+    generate_latest,
+)
 from pydantic.json_schema import models_json_schema
 from starlette.middleware.base import RequestResponseEndpoint
 
 from api.errors import install_error_handlers
-from api.routes import articles, batches, health, jobs
+from api.routes import articles, batches, health, jobs, pages
+from api.routes.pages import STATIC_DIR
 from api.schemas import ArticleCreate, BatchCreate
 from evenhand.config import get_settings
 from evenhand.logging import configure_logging
+from evenhand.metrics import JobsCollector
 
 DESCRIPTION = """
 evenhand turns news and opinion articles into neutral summaries and argument maps.
@@ -39,12 +48,29 @@ def create_app() -> FastAPI:
         response.headers["X-Request-ID"] = request_id
         return response
 
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health.router)
     app.include_router(articles.router)
     app.include_router(jobs.router)
     app.include_router(batches.router)
+    registry = api_registry(settings.queue)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus metrics of this API process and of the jobs."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
     app.openapi = lambda: openapi_with_hand_parsed_bodies(app)  # type: ignore[method-assign]
     return app
+
+
+def api_registry(queue: str) -> CollectorRegistry:
+    """The API's metrics: job counts, queue depth and job age, plus the process's own."""
+    registry = CollectorRegistry()
+    registry.register(JobsCollector(queue))
+    ProcessCollector(registry=registry)
+    return registry
 
 
 def openapi_with_hand_parsed_bodies(app: FastAPI) -> dict[str, Any]:

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None
 
+    worker_metrics_port: int = 9191  # the worker's /metrics; 0 turns it off
+    worker_metrics_host: str = "0.0.0.0"
+
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a TTY
 

@@ -258,6 +258,8 @@ def running_stack(
         # URL input in these tests is served from loopback; the SSRF rules themselves are
         # tested in tests/test_fetch.py and by the always-refused metadata address below
         "EVENHAND_FETCH_ALLOW_PRIVATE": "true",
+        "EVENHAND_WORKER_METRICS_PORT": str(free_port()),
+        "EVENHAND_WORKER_METRICS_HOST": "127.0.0.1",
         "PYTHONPATH": str(ROOT),
     }
     stack = Stack(

@@ -27,6 +27,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from evenhand.config import Settings
+from evenhand.metrics import LLM_LATENCY, LLM_RETRIES, LLM_TOKENS
 from worker.errors import PipelineError
 from worker.prompts import Messages, system_message
 from worker.schemas import Usage
@@ -267,6 +268,7 @@ class Conversation:
         """One completion, retrying what is worth retrying within the job's deadline."""
         for attempt in range(self.llm.retries + 1):
             self.deadline.check()
+            started = time.perf_counter()
             try:
                 completion = self.llm.client.chat.completions.create(
                     model=self.llm.model,
@@ -276,9 +278,11 @@ class Conversation:
                     timeout=max(1.0, min(self.llm.timeout, self.deadline.remaining())),
                 )
             except openai.BadRequestError:
+                self._observe(started, "bad_request")
                 raise  # the caller decides whether this is a json_schema rejection
             except (openai.APIError, json.JSONDecodeError) as exc:
                 reason = retry_reason(exc)
+                self._observe(started, reason or type(exc).__name__)
                 if reason is None or attempt == self.llm.retries:
                     raise _pipeline_error(exc) from None
                 backoff = min(self.llm.backoff_max, self.llm.backoff_base * 2**attempt)
@@ -290,14 +294,21 @@ class Conversation:
                 if wait >= self.deadline.remaining():
                     raise _pipeline_error(exc) from None
                 log.warning("llm_retry", reason=reason, attempt=attempt + 1, wait=round(wait, 2))
+                LLM_RETRIES.labels(reason).inc()
                 self.deadline.sleep(wait)
                 continue
+            self._observe(started, "ok")
             self.usage.llm_calls += 1
             if usage := getattr(completion, "usage", None):
                 self.usage.prompt_tokens += usage.prompt_tokens or 0
                 self.usage.completion_tokens += usage.completion_tokens or 0
+                LLM_TOKENS.labels(self.llm.model, "prompt").inc(usage.prompt_tokens or 0)
+                LLM_TOKENS.labels(self.llm.model, "completion").inc(usage.completion_tokens or 0)
             return completion
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _observe(self, started: float, outcome: str) -> None:
+        LLM_LATENCY.labels(self.llm.model, outcome).observe(time.perf_counter() - started)
 
     def _round(self) -> tuple[BaseModel | None, str, str, str]:
         try:

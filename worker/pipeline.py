@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from evenhand.config import Settings
 from evenhand.db import session_scope
 from evenhand.jobs import Claim, claim_job, fail_job, load_result, mark_succeeded
+from evenhand.metrics import JOBS_FINISHED
 from evenhand.models import ArgumentPoint, Article, Evidence, Job, Result
 from evenhand.schemas import (
     ArgumentPointPublic,
@@ -491,19 +492,23 @@ def run_job(job_id: uuid.UUID, settings: Settings, task_id: str | None = None) -
                 stored_ok = store_result(session, claim, job, result, text_hash)
         except PipelineError as exc:
             with session_scope() as session:
-                fail_job(session, claim, exc.code, exc.message)
+                if fail_job(session, claim, exc.code, exc.message):
+                    JOBS_FINISHED.labels("failed", exc.code).inc()
             log.warning("job_failed", code=exc.code)
             return
         except Exception as exc:
             log.exception("job_crashed", error=type(exc).__name__)
             with session_scope() as session:
-                fail_job(
+                if fail_job(
                     session,
                     claim,
                     "internal_error",
                     "An internal error stopped the job; it has been logged.",
-                )
+                ):
+                    JOBS_FINISHED.labels("failed", "internal_error").inc()
             return
+    if stored_ok:
+        JOBS_FINISHED.labels("succeeded", "").inc()
     log.info(
         "job_finished" if stored_ok else "job_result_discarded",
         quotes=result.grounding.quotes,

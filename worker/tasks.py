@@ -6,11 +6,14 @@ import uuid
 import structlog
 from celery import Task, bootsteps
 from celery.signals import task_postrun, task_prerun
+from prometheus_client import start_http_server
 
 from evenhand.celery_app import SUMMARIZE_TASK, celery_app
 from evenhand.config import get_settings
 from worker.pipeline import run_job
 from worker.sweeper import Sweeper
+
+log = structlog.get_logger(__name__)
 
 
 @task_prerun.connect
@@ -46,4 +49,20 @@ class SweeperStep(bootsteps.StartStopStep):
         self.sweeper.stop()
 
 
+class MetricsStep(bootsteps.StartStopStep):
+    """Serves the worker's Prometheus metrics on EVENHAND_WORKER_METRICS_PORT (0: off)."""
+
+    def start(self, parent: object) -> None:
+        settings = get_settings()
+        if not settings.worker_metrics_port:
+            return
+        try:
+            start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+        except OSError as exc:  # another worker on this machine has the port: run without
+            log.warning(
+                "worker_metrics_unavailable", port=settings.worker_metrics_port, error=str(exc)
+            )
+
+
 celery_app.steps["worker"].add(SweeperStep)
+celery_app.steps["worker"].add(MetricsStep)

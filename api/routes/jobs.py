@@ -1,11 +1,14 @@
 """Reading jobs, with an optional long-poll."""
 
 import asyncio
+import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -60,6 +63,50 @@ async def get_job(
         if job.status in FINISHED_STATUSES or remaining <= 0:
             return job
         await asyncio.sleep(min(POLL_INTERVAL, remaining))
+
+
+SSE_HEARTBEAT = 15.0  # seconds between keep-alive comments, so proxies keep the stream open
+SSE_MAX_SECONDS = 900.0  # a stream ends after this; the client reconnects or polls
+
+
+def _sse(event: str, data: str) -> bytes:
+    return f"event: {event}\ndata: {data}\n\n".encode()
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+)
+async def job_events(job_id: uuid.UUID, owner: CurrentKeyDep) -> StreamingResponse:
+    """Server-sent events: `status` on every change, then `job` (the whole job) when it ends."""
+    first = await run_in_threadpool(_read_job_once, owner, job_id)  # 404 before streaming
+
+    async def stream() -> AsyncIterator[bytes]:
+        job, last_status, started = first, None, time.monotonic()
+        last_sent = started
+        while True:
+            if job.status != last_status:
+                last_status = job.status
+                last_sent = time.monotonic()
+                yield _sse("status", json.dumps({"status": job.status}))
+            if job.status in FINISHED_STATUSES:
+                yield _sse("job", job.model_dump_json())
+                return
+            now = time.monotonic()
+            if now - started > SSE_MAX_SECONDS:
+                return
+            if now - last_sent > SSE_HEARTBEAT:
+                last_sent = now
+                yield b": keep-alive\n\n"
+            await asyncio.sleep(POLL_INTERVAL)
+            job = await run_in_threadpool(_read_job_once, owner, job_id)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.delete(
