@@ -49,7 +49,7 @@ def create_app() -> FastAPI:
         return response
 
     app.include_router(pages.router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     app.include_router(health.router)
     app.include_router(articles.router)
     app.include_router(jobs.router)

@@ -6,7 +6,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from evenhand.models import ArticleBase, JobStatus
-from evenhand.schemas import JobPublic, ResultPublic, UtcDateTime
+from evenhand.schemas import EXAMPLE_JOB, EXAMPLE_RESULT, JobPublic, ResultPublic, UtcDateTime
 
 SUBMIT_EXAMPLE = {
     "text": "The council voted to close the library. Critics say the decision was rushed.",
@@ -34,6 +34,12 @@ class ArticleCreate(ArticleBase):
         description="An http(s) address the worker fetches (public addresses only)",
     )
     # `metadata` would shadow SQLModel's own class attribute, hence the alias
+    callback_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^(?i:https?)://",
+        description="POSTed the finished job, signed (see the README); public addresses only",
+    )
     meta: dict[str, Any] | None = Field(
         default=None, alias="metadata", description="Stored and returned as given"
     )
@@ -47,16 +53,51 @@ class ArticleCreate(ArticleBase):
 
 
 class ArticleAccepted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {k: EXAMPLE_JOB[k] for k in ("article_id",)}
+                | {"job_id": EXAMPLE_JOB["id"], "status": "queued"}
+            ]
+        }
+    )
+
     job_id: uuid.UUID
     article_id: uuid.UUID
     status: JobStatus
 
 
 class ArticlePublic(ArticleBase):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": EXAMPLE_JOB["article_id"],
+                    "title": "The harbour toll",
+                    "source": "Example Gazette",
+                    "url": None,
+                    "language": "en",
+                    "input_kind": "text",
+                    "clean_text": "The harbour tunnel toll ...",
+                    "content_hash": "9f2c...",
+                    "metadata": {"section": "opinion"},
+                    "created_at": "2026-11-27T09:00:00Z",
+                    "result": EXAMPLE_RESULT,
+                }
+            ]
+        }
+    )
+
     id: uuid.UUID
     input_kind: str
     clean_text: str | None = Field(description="Set once a job has cleaned the article")
     content_hash: str | None
+    callback_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^(?i:https?)://",
+        description="POSTed the finished job, signed (see the README); public addresses only",
+    )
     meta: dict[str, Any] | None = Field(alias="metadata")
     created_at: UtcDateTime
     result: ResultPublic | None = Field(description="The article's latest result, if any")
@@ -64,6 +105,14 @@ class ArticlePublic(ArticleBase):
 
 class JobPage(BaseModel):
     """A page of the caller's jobs, newest first, without their results."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"items": [EXAMPLE_JOB | {"result": None}], "next_cursor": "MjAyNi0xMS0yN1Q..."}
+            ]
+        }
+    )
 
     items: list[JobPublic]
     next_cursor: str | None = Field(
@@ -86,6 +135,33 @@ class BatchCreate(BaseModel):
 
 class BatchPublic(BaseModel):
     """A batch's progress: how many of its jobs are in each status, and the jobs."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "5c0b9f4e-2d7a-4f3b-8e6c-1a2b3c4d5e6f",
+                    "created_at": "2026-11-27T09:00:00Z",
+                    "total": 2,
+                    "counts": {
+                        "queued": 1,
+                        "running": 0,
+                        "succeeded": 1,
+                        "failed": 0,
+                        "canceled": 0,
+                    },
+                    "finished": False,
+                    "jobs": [
+                        {
+                            "job_id": EXAMPLE_JOB["id"],
+                            "article_id": EXAMPLE_JOB["article_id"],
+                            "status": "succeeded",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
 
     id: uuid.UUID
     created_at: UtcDateTime

@@ -145,7 +145,12 @@ def add_job(
         language=payload.language,
         extra=payload.meta,
     )
-    job = Job(article_id=article.id, owner_id=owner.id, batch_id=batch_id)
+    job = Job(
+        article_id=article.id,
+        owner_id=owner.id,
+        batch_id=batch_id,
+        callback_url=payload.callback_url,
+    )
     session.add(article)
     session.add(job)
     return job

@@ -11,6 +11,7 @@ from evenhand.config import Settings, get_settings
 from evenhand.logging import configure_logging
 
 SUMMARIZE_TASK = "evenhand.summarize_job"
+WEBHOOK_TASK = "evenhand.deliver_webhook"
 
 
 def create_celery_app(settings: Settings) -> Celery:

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None
 
+    webhook_max_attempts: int = 6  # deliveries of one callback before giving up
+    webhook_backoff: float = 2.0  # first wait between deliveries in seconds, doubled each time
+    webhook_timeout: float = 10.0
     worker_metrics_port: int = 9191  # the worker's /metrics; 0 turns it off
     worker_metrics_host: str = "0.0.0.0"
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import structlog
 from sqlmodel import Session, col, select
 
-from evenhand.celery_app import SUMMARIZE_TASK, celery_app
+from evenhand.celery_app import SUMMARIZE_TASK, WEBHOOK_TASK, celery_app
 from evenhand.models import (
     ArgumentPoint,
     Article,
@@ -49,6 +49,14 @@ def send_job_task(job_id: uuid.UUID) -> bool:
         log.warning("job_publish_failed", job_id=str(job_id), error=type(exc).__name__)
         return False
     return True
+
+
+def send_webhook(job_id: str) -> None:
+    """Queue the delivery of a finished job to its callback URL (if it has one: the task looks)."""
+    try:
+        celery_app.send_task(WEBHOOK_TASK, args=[job_id])
+    except Exception as exc:  # the job itself is done and stored; only the notice is lost
+        log.warning("webhook_publish_failed", job_id=job_id, error=type(exc).__name__)
 
 
 def publish_job(session: Session, job: Job) -> bool:

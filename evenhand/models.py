@@ -101,6 +101,7 @@ class Job(SQLModel, table=True):
     article_id: uuid.UUID = Field(foreign_key="article.id", index=True)
     owner_id: int = Field(foreign_key="api_key.id")
     batch_id: uuid.UUID | None = Field(default=None, foreign_key="batch.id", index=True)
+    callback_url: str | None = Field(default=None, max_length=2048)
     status: JobStatus = Field(default=JobStatus.queued, sa_type=sa.String(16))
     attempts: int = 0
     error_code: str | None = Field(default=None, max_length=64)

@@ -4,9 +4,52 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from evenhand.models import JobStatus
+
+# Examples for the OpenAPI schema (shown in /docs).
+EXAMPLE_RESULT = {
+    "article_type": "opinion",
+    "thesis": "The author argues that the harbour toll burdens night-shift workers most.",
+    "summary": "The author argues that the new harbour tunnel toll falls hardest on night-shift "
+    "workers. According to the council, the toll pays for repairs.",
+    "argument_points": [
+        {
+            "claim": "The toll is regressive.",
+            "speaker": "the author",
+            "premises": ["Night-shift workers have no transit alternative."],
+            "evidence": [
+                {
+                    "quote": "the night bus stops running at eleven",
+                    "start": 412,
+                    "end": 449,
+                    "verified": True,
+                    "score": 100.0,
+                }
+            ],
+        }
+    ],
+    "loaded_language": [{"term": "boondoggle", "start": 88, "end": 98}],
+    "provider": "openai",
+    "model": "gpt-4o-mini",
+    "prompt_version": "summary-v1",
+    "usage": {"prompt_tokens": 1450, "completion_tokens": 390, "llm_calls": 1},
+    "grounding": {"quotes": 1, "verified": 1},
+    "cleaning": {"chars_in": 5120, "chars_kept": 4388, "lines_removed": 17},
+    "neutrality": {"summary_loaded_terms": []},
+}
+EXAMPLE_JOB = {
+    "id": "0b6e7a52-4a3c-4d47-9f0e-3f1d2f6c9a10",
+    "article_id": "8d1f3c3e-1a7b-4c55-b0de-2a9e6b1f7c42",
+    "status": "succeeded",
+    "attempts": 1,
+    "created_at": "2026-11-27T09:00:00Z",
+    "started_at": "2026-11-27T09:00:01Z",
+    "finished_at": "2026-11-27T09:00:07Z",
+    "error": None,
+    "result": EXAMPLE_RESULT,
+}
 
 
 class EvidencePublic(BaseModel):
@@ -53,6 +96,8 @@ class NeutralityPublic(BaseModel):
 
 
 class ResultPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_RESULT]})
+
     article_type: Literal["opinion", "news", "analysis", "other"]
     thesis: str
     summary: str
@@ -82,6 +127,8 @@ UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class JobPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_JOB]})
+
     id: uuid.UUID
     article_id: uuid.UUID
     status: JobStatus

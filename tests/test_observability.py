@@ -1,13 +1,20 @@
-"""Results without polling (server-sent events) and Prometheus metrics, on the real stack."""
+"""Results without polling (server-sent events, webhooks) and Prometheus metrics, on the real
+stack."""
 
+import hashlib
+import hmac
 import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import fresh_text
-from tests.stack import Stack
+from tests.stack import Stack, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -83,3 +90,68 @@ def test_api_and_worker_metrics(stack: Stack) -> None:
     assert metric(worker, "evenhand_llm_retries_total", reason="status_500") >= 1
     assert metric(worker, "evenhand_llm_tokens_total", model=model, kind="prompt") > 0
     assert metric(worker, "evenhand_jobs_finished_total", status="succeeded", code="") >= 1
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """A webhook receiver on loopback that fails its first delivery."""
+
+    deliveries: list[tuple[dict[str, str], bytes]]
+    fail_first: int
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.deliveries.append((dict(self.headers), body))
+        status = 500 if len(self.deliveries) <= self.fail_first else 204
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list]]:
+    deliveries: list[tuple[dict[str, str], bytes]] = []
+    handler = type("R", (Receiver,), {"deliveries": deliveries, "fail_first": 1})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/evenhand", deliveries
+    server.shutdown()
+    thread.join(5)
+
+
+def test_webhook_is_signed_and_retried(stack: Stack, receiver: tuple[str, list]) -> None:
+    url, deliveries = receiver
+    job_id = stack.submit(text=fresh_text("single_sentence.txt"), callback_url=url)["job_id"]
+    assert stack.wait_job(job_id)["status"] == "succeeded"
+    wait_until(lambda: len(deliveries) >= 2, 30, what="the retried webhook delivery")
+    headers, body = deliveries[-1]
+    secret = hashlib.sha256(stack.key.encode()).hexdigest()  # the receiver derives it from its key
+    expected = hmac.new(
+        secret.encode(), headers["X-Evenhand-Timestamp"].encode() + b"." + body, hashlib.sha256
+    )
+    assert headers["X-Evenhand-Signature"] == "sha256=" + expected.hexdigest()
+    job = json.loads(body)
+    assert job["id"] == job_id and job["status"] == "succeeded" and job["result"]["summary"]
+    assert deliveries[0][1] == body  # the retry sends the same job
+    time.sleep(1)
+    assert len(deliveries) == 2  # delivered once it got a 2xx
+
+
+def test_webhook_to_a_metadata_address_is_never_sent(stack: Stack) -> None:
+    job_id = stack.submit(
+        text=fresh_text("single_sentence.txt"), callback_url="http://169.254.169.254/hook"
+    )["job_id"]
+    assert stack.wait_job(job_id)["status"] == "succeeded"
+    wait_until(
+        lambda: "webhook_refused" in (stack.log_dir / "worker.log").read_text(),
+        15,
+        what="the refusal",
+    )
+    with stack.client() as client:
+        refused = client.post(
+            "/v1/articles", json={"text": "A sentence.", "callback_url": "ftp://x/y"}
+        )
+    assert refused.status_code == 422

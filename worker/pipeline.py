@@ -475,13 +475,14 @@ def _produce(
     return analyse(article, prepared.cleaned, settings, deadline), text_hash
 
 
-def run_job(job_id: uuid.UUID, settings: Settings, task_id: str | None = None) -> None:
-    """Run one job to `succeeded` or `failed`. A job that cannot be claimed (finished, canceled,
-    held by a live worker, a duplicate delivery) is left alone."""
+def run_job(job_id: uuid.UUID, settings: Settings, task_id: str | None = None) -> bool:
+    """Run one job to `succeeded` or `failed`; True when this run ended it (so its webhook is
+    due). A job that cannot be claimed (finished, canceled, held by a live worker, a duplicate
+    delivery) is left alone."""
     claimed = _load_claimed(job_id, settings, task_id)
     if claimed is None:
         log.info("job_not_claimed")
-        return
+        return False
     claim, job, article = claimed
     log.info("job_started", provider=settings.provider, attempt=claim.attempt)
     with keep_lease(claim, settings.job_lease_seconds) as lost:
@@ -492,21 +493,23 @@ def run_job(job_id: uuid.UUID, settings: Settings, task_id: str | None = None) -
                 stored_ok = store_result(session, claim, job, result, text_hash)
         except PipelineError as exc:
             with session_scope() as session:
-                if fail_job(session, claim, exc.code, exc.message):
-                    JOBS_FINISHED.labels("failed", exc.code).inc()
+                ended = fail_job(session, claim, exc.code, exc.message)
+            if ended:
+                JOBS_FINISHED.labels("failed", exc.code).inc()
             log.warning("job_failed", code=exc.code)
-            return
+            return ended
         except Exception as exc:
             log.exception("job_crashed", error=type(exc).__name__)
             with session_scope() as session:
-                if fail_job(
+                ended = fail_job(
                     session,
                     claim,
                     "internal_error",
                     "An internal error stopped the job; it has been logged.",
-                ):
-                    JOBS_FINISHED.labels("failed", "internal_error").inc()
-            return
+                )
+            if ended:
+                JOBS_FINISHED.labels("failed", "internal_error").inc()
+            return ended
     if stored_ok:
         JOBS_FINISHED.labels("succeeded", "").inc()
     log.info(
@@ -515,3 +518,4 @@ def run_job(job_id: uuid.UUID, settings: Settings, task_id: str | None = None) -
         verified=result.grounding.verified,
         llm_calls=result.usage.llm_calls,
     )
+    return stored_ok

@@ -8,10 +8,12 @@ from celery import Task, bootsteps
 from celery.signals import task_postrun, task_prerun
 from prometheus_client import start_http_server
 
-from evenhand.celery_app import SUMMARIZE_TASK, celery_app
+from evenhand.celery_app import SUMMARIZE_TASK, WEBHOOK_TASK, celery_app
 from evenhand.config import get_settings
+from evenhand.jobs import send_webhook
 from worker.pipeline import run_job
 from worker.sweeper import Sweeper
+from worker.webhooks import DeliveryFailed, deliver
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +34,24 @@ def _clear_task_context(**_kwargs: object) -> None:
 @celery_app.task(name=SUMMARIZE_TASK, bind=True)
 def summarize_job(self: Task, job_id: str) -> None:
     """Summarize the article of job `job_id` (re-read from the database)."""
-    run_job(uuid.UUID(job_id), get_settings(), task_id=self.request.id)
+    if run_job(uuid.UUID(job_id), get_settings(), task_id=self.request.id):
+        send_webhook(job_id)
+
+
+@celery_app.task(name=WEBHOOK_TASK, bind=True)
+def deliver_webhook(self: Task, job_id: str) -> None:
+    """POST a finished job to its callback URL, retried with exponential backoff."""
+    settings = get_settings()
+    try:
+        deliver(uuid.UUID(job_id), settings)
+    except DeliveryFailed as exc:
+        attempt = self.request.retries + 1
+        if attempt >= settings.webhook_max_attempts:
+            log.warning("webhook_given_up", attempts=attempt, reason=str(exc))
+            return
+        countdown = settings.webhook_backoff * 2**self.request.retries
+        log.warning("webhook_retry", attempt=attempt, reason=str(exc), countdown=countdown)
+        raise self.retry(countdown=countdown, max_retries=settings.webhook_max_attempts) from None
 
 
 class SweeperStep(bootsteps.StartStopStep):
