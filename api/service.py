@@ -4,6 +4,7 @@ import base64
 import binascii
 import hashlib
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -220,25 +221,30 @@ def read_job(session: Session, owner: ApiKey, job_id: uuid.UUID) -> JobPublic:
     return job_public(session, get_owned_job(session, owner, job_id))
 
 
-def cancel(session: Session, owner: ApiKey, job_id: uuid.UUID) -> JobPublic:
+def _transition(
+    session: Session,
+    owner: ApiKey,
+    job_id: uuid.UUID,
+    move: Callable[[Session, uuid.UUID], bool],
+    allowed: str,
+    done: str,
+) -> Job:
+    """Apply a status change to the caller's job; 409 when its status does not allow it."""
     job = get_owned_job(session, owner, job_id)
-    if not cancel_job(session, job.id):
-        session.refresh(job)
-        raise Problem(
-            409, f"The job is {job.status}; only a queued or running job can be canceled."
-        )
+    moved = move(session, job.id)
     session.refresh(job)
+    if not moved:
+        raise Problem(409, f"The job is {job.status}; only a {allowed} job can be {done}.")
+    return job
+
+
+def cancel(session: Session, owner: ApiKey, job_id: uuid.UUID) -> JobPublic:
+    job = _transition(session, owner, job_id, cancel_job, "queued or running", "canceled")
     return job_public(session, job)
 
 
 def retry(session: Session, owner: ApiKey, job_id: uuid.UUID) -> JobPublic:
-    job = get_owned_job(session, owner, job_id)
-    if not requeue_job(session, job.id):
-        session.refresh(job)
-        raise Problem(
-            409, f"The job is {job.status}; only a failed or canceled job can be retried."
-        )
-    session.refresh(job)
+    job = _transition(session, owner, job_id, requeue_job, "failed or canceled", "retried")
     publish_job(session, job)
     return job_public(session, job)
 

@@ -83,6 +83,14 @@ class Claim:
     attempt: int
 
 
+def _update_job(session: Session, *where: Any, commit: bool = True, **values: Any) -> int:
+    """One conditional UPDATE of job rows; how many rows it changed."""
+    updated = session.exec(sa.update(Job).where(*where).values(**values))  # type: ignore[call-overload]
+    if commit:
+        session.commit()
+    return updated.rowcount
+
+
 def _held(claim: Claim) -> tuple[Any, ...]:
     return (
         col(Job.id) == claim.job_id,
@@ -155,76 +163,70 @@ def fail_exhausted(session: Session, job_ids: list[uuid.UUID], max_attempts: int
 
 def renew_lease(session: Session, claim: Claim, lease_seconds: float) -> bool:
     """Extend the claim; False when the job was canceled or reclaimed meanwhile."""
-    updated = session.exec(
-        sa.update(Job)  # type: ignore[call-overload]
-        .where(*_held(claim))
-        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+    return (
+        _update_job(
+            session, *_held(claim), lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)
+        )
+        == 1
     )
-    session.commit()
-    return updated.rowcount == 1
 
 
 def fail_job(session: Session, claim: Claim, code: str, message: str) -> bool:
     """Mark the claimed job failed with a stable code and a human message."""
-    updated = session.exec(
-        sa.update(Job)  # type: ignore[call-overload]
-        .where(*_held(claim))
-        .values(
+    return (
+        _update_job(
+            session,
+            *_held(claim),
             status=JobStatus.failed,
             error_code=code,
             error_message=message,
             finished_at=utcnow(),
             lease_expires_at=None,
         )
+        == 1
     )
-    session.commit()
-    return updated.rowcount == 1
 
 
 def mark_succeeded(session: Session, claim: Claim) -> bool:
     """Within the caller's transaction: running -> succeeded. The caller commits or rolls back."""
-    updated = session.exec(
-        sa.update(Job)  # type: ignore[call-overload]
-        .where(*_held(claim))
-        .values(
+    return (
+        _update_job(
+            session,
+            *_held(claim),
+            commit=False,
             status=JobStatus.succeeded,
             finished_at=utcnow(),
             error_code=None,
             error_message=None,
             lease_expires_at=None,
         )
+        == 1
     )
-    return updated.rowcount == 1
 
 
 def cancel_job(session: Session, job_id: uuid.UUID) -> bool:
     """queued/running -> canceled. A canceled job never gets a result: its worker's claim is void."""
-    updated = session.exec(
-        sa.update(Job)  # type: ignore[call-overload]
-        .where(
+    return (
+        _update_job(
+            session,
             col(Job.id) == job_id,
             col(Job.status).in_([JobStatus.queued, JobStatus.running]),
-        )
-        .values(
             status=JobStatus.canceled,
             finished_at=utcnow(),
             lease_token=None,
             lease_expires_at=None,
         )
+        == 1
     )
-    session.commit()
-    return updated.rowcount == 1
 
 
 def requeue_job(session: Session, job_id: uuid.UUID) -> bool:
     """failed/canceled -> queued, with a fresh count of attempts, ready to be published."""
-    updated = session.exec(
-        sa.update(Job)  # type: ignore[call-overload]
-        .where(
+    return (
+        _update_job(
+            session,
             col(Job.id) == job_id,
             col(Job.status).in_([JobStatus.failed, JobStatus.canceled]),
-        )
-        .values(
             status=JobStatus.queued,
             attempts=0,
             error_code=None,
@@ -235,9 +237,8 @@ def requeue_job(session: Session, job_id: uuid.UUID) -> bool:
             lease_token=None,
             lease_expires_at=None,
         )
+        == 1
     )
-    session.commit()
-    return updated.rowcount == 1
 
 
 def forget_publications(session: Session) -> int:
