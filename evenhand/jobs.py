@@ -52,7 +52,7 @@ def send_job_task(job_id: uuid.UUID) -> bool:
 
 
 def send_webhook(job_id: str) -> None:
-    """Queue the delivery of a finished job to its callback URL (if it has one: the task looks)."""
+    """Queue the delivery of a finished job to its callback URL."""
     try:
         celery_app.send_task(WEBHOOK_TASK, args=[job_id])
     except Exception as exc:  # the job itself is done and stored; only the notice is lost

@@ -476,8 +476,8 @@ def _produce(
 
 
 def run_job(job_id: uuid.UUID, settings: Settings, task_id: str | None = None) -> bool:
-    """Run one job to `succeeded` or `failed`; True when this run ended it (so its webhook is
-    due). A job that cannot be claimed (finished, canceled, held by a live worker, a duplicate
+    """Run one job to `succeeded` or `failed`; True when this run ended it and it has a
+    callback URL (its webhook is due). A job that cannot be claimed (finished, canceled, held by a live worker, a duplicate
     delivery) is left alone."""
     claimed = _load_claimed(job_id, settings, task_id)
     if claimed is None:
@@ -497,7 +497,7 @@ def run_job(job_id: uuid.UUID, settings: Settings, task_id: str | None = None) -
             if ended:
                 JOBS_FINISHED.labels("failed", exc.code).inc()
             log.warning("job_failed", code=exc.code)
-            return ended
+            return ended and job.callback_url is not None
         except Exception as exc:
             log.exception("job_crashed", error=type(exc).__name__)
             with session_scope() as session:
@@ -509,7 +509,7 @@ def run_job(job_id: uuid.UUID, settings: Settings, task_id: str | None = None) -
                 )
             if ended:
                 JOBS_FINISHED.labels("failed", "internal_error").inc()
-            return ended
+            return ended and job.callback_url is not None
     if stored_ok:
         JOBS_FINISHED.labels("succeeded", "").inc()
     log.info(
@@ -518,4 +518,4 @@ def run_job(job_id: uuid.UUID, settings: Settings, task_id: str | None = None) -
         verified=result.grounding.verified,
         llm_calls=result.usage.llm_calls,
     )
-    return stored_ok
+    return stored_ok and job.callback_url is not None

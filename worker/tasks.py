@@ -34,7 +34,8 @@ def _clear_task_context(**_kwargs: object) -> None:
 @celery_app.task(name=SUMMARIZE_TASK, bind=True)
 def summarize_job(self: Task, job_id: str) -> None:
     """Summarize the article of job `job_id` (re-read from the database)."""
-    if run_job(uuid.UUID(job_id), get_settings(), task_id=self.request.id):
+    webhook_due = run_job(uuid.UUID(job_id), get_settings(), task_id=self.request.id)
+    if webhook_due:
         send_webhook(job_id)
 
 
