@@ -132,13 +132,15 @@ def test_flower_lists_the_task(stack: Stack) -> None:
                 (
                     t
                     for t in tasks.values()
-                    if job_id in (t.get("args") or "") and t.get("state") == "SUCCESS"
+                    if t.get("name") == "evenhand.summarize_job"
+                    and job_id in (t.get("args") or "")
+                    and t.get("state") == "SUCCESS"
                 ),
                 None,
             )
 
         task = wait_until(listed, 30, interval=0.5, what="the task in Flower")
-        assert task["name"] == "evenhand.summarize_job"
+        assert task["routing_key"] == stack.env["EVENHAND_QUEUE"]
     finally:
         stop_process(flower)
 
