@@ -45,14 +45,24 @@ class JobsCollector(Collector):
     def __init__(self, queue: str) -> None:
         self.queue = queue
 
+    @staticmethod
+    def families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily("evenhand_jobs", "Jobs by status", labels=["status"]),
+            GaugeMetricFamily(
+                "evenhand_oldest_queued_job_age_seconds", "Age of the oldest job still queued"
+            ),
+            GaugeMetricFamily(
+                "evenhand_queue_depth", "Messages waiting in the broker queue", labels=["queue"]
+            ),
+        )
+
+    def describe(self):  # type: ignore[no-untyped-def]
+        # what collect() yields, without touching the database (registration calls this)
+        return list(self.families())
+
     def collect(self):  # type: ignore[no-untyped-def]
-        by_status = GaugeMetricFamily("evenhand_jobs", "Jobs by status", labels=["status"])
-        age = GaugeMetricFamily(
-            "evenhand_oldest_queued_job_age_seconds", "Age of the oldest job still queued"
-        )
-        depth = GaugeMetricFamily(
-            "evenhand_queue_depth", "Messages waiting in the broker queue", labels=["queue"]
-        )
+        by_status, age, depth = self.families()
         try:
             with Session(get_engine()) as session:
                 counts = dict(

@@ -1,0 +1,79 @@
+"""docs/grafana-dashboard.json is importable and asks only for metrics and labels that exist."""
+
+import json
+import re
+from pathlib import Path
+
+from prometheus_client import Counter, Histogram
+
+from evenhand import metrics
+
+DASHBOARD = json.loads(
+    (Path(__file__).resolve().parent.parent / "docs" / "grafana-dashboard.json").read_text()
+)
+
+
+def exported() -> dict[str, set[str]]:
+    """Sample names evenhand exposes, with their labels (plus the standard process metrics)."""
+    names: dict[str, set[str]] = {"process_resident_memory_bytes": set()}
+    for value in vars(metrics).values():
+        if isinstance(value, Counter):
+            names[value._name + "_total"] = set(value._labelnames)
+        elif isinstance(value, Histogram):
+            for suffix in ("_bucket", "_count", "_sum"):
+                names[value._name + suffix] = set(value._labelnames) | (
+                    {"le"} if suffix == "_bucket" else set()
+                )
+    for family in metrics.JobsCollector("queue").describe():
+        names[family.name] = set(family._labelnames)
+    return names
+
+
+def test_dashboard_is_importable() -> None:
+    assert DASHBOARD["uid"] == "evenhand-overview"
+    assert DASHBOARD["__inputs"][0]["pluginId"] == "prometheus"
+    ids = [panel["id"] for panel in DASHBOARD["panels"]]
+    titles = [panel["title"] for panel in DASHBOARD["panels"]]
+    assert len(ids) == len(set(ids)) and len(titles) == len(set(titles)) and len(ids) >= 8
+
+
+def problems(expr: str, names: dict[str, set[str]]) -> list[str]:
+    """What in one PromQL expression names a metric or label evenhand does not export."""
+    found = []
+    used = re.findall(r"\b((?:evenhand|process)_[a-z_]+)\b", expr)
+    if not used:
+        found.append("no evenhand metric")
+    for name in used:
+        if name not in names:
+            found.append(f"unknown metric {name}")
+    known = set().union(*(names.get(n, set()) for n in used)) | {"job", "instance"}
+    for _name, selector in re.findall(r"\b((?:evenhand|process)_[a-z_]+)\{([^}]*)\}", expr):
+        found += [
+            f"unknown label {label}"
+            for label in re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", selector)
+            if label not in known
+        ]
+    for group in re.findall(r"by \(([^)]*)\)", expr):
+        found += [
+            f"unknown label {label.strip()}"
+            for label in group.split(",")
+            if label.strip() not in known
+        ]
+    return found
+
+
+def test_every_query_uses_metrics_and_labels_that_exist() -> None:
+    names = exported()
+    for panel in DASHBOARD["panels"]:
+        for target in panel["targets"]:
+            assert problems(target["expr"], names) == [], (panel["title"], target["expr"])
+
+
+def test_the_check_catches_wrong_names() -> None:
+    names = exported()
+    assert problems('sum by (colour) (evenhand_jobs{status="queued"})', names) == [
+        "unknown label colour"
+    ]
+    assert problems("rate(evenhand_llm_tokens[5m])", names) == [
+        "unknown metric evenhand_llm_tokens"
+    ]
