@@ -11,6 +11,7 @@ from evenhand import metrics
 DASHBOARD = json.loads(
     (Path(__file__).resolve().parent.parent / "docs" / "grafana-dashboard.json").read_text()
 )
+METRIC = r"\b((?:evenhand|process)_\w+)"
 
 
 def exported() -> dict[str, set[str]]:
@@ -24,6 +25,7 @@ def exported() -> dict[str, set[str]]:
                 names[value._name + suffix] = set(value._labelnames) | (
                     {"le"} if suffix == "_bucket" else set()
                 )
+    # the API's scrape-time gauges; describe() yields the families without touching a database
     for family in metrics.JobsCollector("queue").describe():
         names[family.name] = set(family._labelnames)
     return names
@@ -31,29 +33,46 @@ def exported() -> dict[str, set[str]]:
 
 def test_dashboard_is_importable() -> None:
     assert DASHBOARD["uid"] == "evenhand-overview"
-    assert DASHBOARD["__inputs"][0]["pluginId"] == "prometheus"
+    assert DASHBOARD["title"] == "evenhand"
+    assert DASHBOARD["refresh"] == "30s"
+    assert DASHBOARD["time"] == {"from": "now-6h", "to": "now"}
+    assert DASHBOARD["schemaVersion"] >= 36
+    inputs = DASHBOARD["__inputs"]
+    assert [(i["name"], i["type"], i["pluginId"]) for i in inputs] == [
+        ("DS_PROMETHEUS", "datasource", "prometheus")
+    ]
+    (variable,) = [v for v in DASHBOARD["templating"]["list"] if v["type"] == "datasource"]
+    assert variable["query"] == "prometheus"
+    assert variable["current"]["value"] == "${DS_PROMETHEUS}"
     ids = [panel["id"] for panel in DASHBOARD["panels"]]
     titles = [panel["title"] for panel in DASHBOARD["panels"]]
     assert len(ids) == len(set(ids)) and len(titles) == len(set(titles)) and len(ids) >= 8
+    for panel in DASHBOARD["panels"]:
+        assert panel["type"] in {"timeseries", "stat", "bargauge"}, panel["title"]
+        assert panel["title"].strip() and panel["fieldConfig"]["defaults"]["unit"], panel["title"]
+        assert panel["targets"], panel["title"]
+        for holder in [panel, *panel["targets"]]:
+            assert holder["datasource"] == {"type": "prometheus", "uid": f"${{{variable['name']}}}"}
 
 
 def problems(expr: str, names: dict[str, set[str]]) -> list[str]:
     """What in one PromQL expression names a metric or label evenhand does not export."""
     found = []
-    used = re.findall(r"\b((?:evenhand|process)_[a-z_]+)\b", expr)
+    used = re.findall(METRIC, expr)
     if not used:
         found.append("no evenhand metric")
     for name in used:
         if name not in names:
             found.append(f"unknown metric {name}")
+    # job and instance are the labels Prometheus attaches to every scraped sample
     known = set().union(*(names.get(n, set()) for n in used)) | {"job", "instance"}
-    for _name, selector in re.findall(r"\b((?:evenhand|process)_[a-z_]+)\{([^}]*)\}", expr):
+    for _name, selector in re.findall(METRIC + r"\{([^}]*)\}", expr):
         found += [
             f"unknown label {label}"
             for label in re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", selector)
             if label not in known
         ]
-    for group in re.findall(r"by \(([^)]*)\)", expr):
+    for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
         found += [
             f"unknown label {label.strip()}"
             for label in group.split(",")
@@ -69,6 +88,13 @@ def test_every_query_uses_metrics_and_labels_that_exist() -> None:
             assert problems(target["expr"], names) == [], (panel["title"], target["expr"])
 
 
+def test_every_metric_evenhand_exports_is_on_the_dashboard() -> None:
+    exprs = " ".join(t["expr"] for panel in DASHBOARD["panels"] for t in panel["targets"])
+    strip = re.compile(r"_(bucket|count|sum)$")
+    shown = {strip.sub("", name) for name in re.findall(METRIC, exprs)}
+    assert {strip.sub("", name) for name in exported()} <= shown
+
+
 def test_the_check_catches_wrong_names() -> None:
     names = exported()
     assert problems('sum by (colour) (evenhand_jobs{status="queued"})', names) == [
@@ -76,4 +102,7 @@ def test_the_check_catches_wrong_names() -> None:
     ]
     assert problems("rate(evenhand_llm_tokens[5m])", names) == [
         "unknown metric evenhand_llm_tokens"
+    ]
+    assert problems('rate(evenhand_llm_retries_total{model="x"}[5m])', names) == [
+        "unknown label model"
     ]
