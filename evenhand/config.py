@@ -40,7 +40,7 @@ class Settings(BaseSettings):
 
     queue: str = "evenhand"
     worker_pool: Literal["threads", "prefork", "solo", "gevent"] = "threads"
-    worker_concurrency: int = 8
+    worker_concurrency: int = 64  # LLM calls wait on I/O: 64 threads gave 40 jobs/s vs 7 at 8
 
     # per API key, unless the key has its own (evenhand keys create --rate-limit ...)
     rate_limit: str = "600/minute"  # requests to /v1, shared by all API replicas through Redis

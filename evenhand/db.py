@@ -30,7 +30,12 @@ def make_engine(database_url: str) -> Engine:
 
         return engine
     return create_engine(
-        database_url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+        # max_overflow: enough for the API's 40 worker threads and a worker's 64 job threads
+        database_url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=60,
+        hide_parameters=True,
     )
 
 
