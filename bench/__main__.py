@@ -1,0 +1,409 @@
+"""python -m bench [--quick] [--out PATH]: evenhand's benchmarks against their targets.
+
+Starts its own evenhand API and workers (real processes) over PostgreSQL (a fresh database) and
+Redis, with tests/fake_llm.py as the LLM; prints the table and writes the results as JSON. The
+full run also writes docs/benchmarks.md's table and the plots under docs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import figures
+from bench.env import RssSampler, bench_stack, machine, services
+
+ROOT = Path(__file__).resolve().parent.parent
+console = Console(width=140)
+
+
+def log(message: str) -> None:
+    console.print(message, style="dim")
+
+
+def rows(results: dict[str, Any], quick: bool) -> list[dict[str, Any]]:
+    """(figure, measured, target, pass) rows; every figure is a number or NaN if it failed."""
+    r = results["figures"]
+    out: list[dict[str, Any]] = []
+
+    def add(key: str, name: str, value: Any, target: str, ok: bool | None, unit: str = "") -> None:
+        num = float(value) if isinstance(value, (int, float)) else float("nan")
+        out.append(
+            {
+                "key": key,
+                "figure": name,
+                "value": num,
+                "unit": unit,
+                "target": target,
+                "pass": ok if not math.isnan(num) else False,
+            }
+        )
+
+    c = r.get("concurrency", {})
+    if "runs" in c:
+        for run in c["runs"]:
+            label = f"{run['pool']}/{run['concurrency']}"
+            default_run = figures.is_default(run)
+            add(
+                f"jobs_per_s_{run['pool']}_{run['concurrency']}",
+                f"1. jobs/s, 1 s LLM, {label}" + (" (default)" if default_run else ""),
+                run.get("jobs_per_s"),
+                ">= 57 jobs/s (default worker)" if default_run else "-",
+                (run.get("jobs_per_s", 0) >= 57) if default_run else None,
+                "jobs/s",
+            )
+            add(
+                f"max_in_flight_{run['pool']}_{run['concurrency']}",
+                f"1. LLM calls in flight, {label}",
+                run.get("max_in_flight"),
+                ">= 64 (default worker)" if default_run else "-",
+                ((run.get("max_in_flight") or 0) >= 64) if default_run else None,
+            )
+    else:
+        default_key = f"jobs_per_s_{figures.DEFAULT_POOL}_{figures.DEFAULT_CONCURRENCY}"
+        add(default_key, "1. jobs/s (default)", None, ">= 57", False)
+    o = r.get("overhead", {})
+    add(
+        "worker_cpu_ms_per_job",
+        "2. worker CPU per job (instant LLM, 5,000 chars)",
+        o.get("worker_cpu_ms_per_job"),
+        "<= 10 ms",
+        (o.get("worker_cpu_ms_per_job") or 1e9) <= 10,
+        "ms",
+    )
+    add(
+        "pipeline_cpu_ms_per_job",
+        "2. in-process pipeline CPU per job (prepare+analyse)",
+        o.get("pipeline_cpu_ms_per_job"),
+        "-",
+        None,
+        "ms",
+    )
+    a = r.get("api", {})
+    for c in [c for c in (32, 8) if f"bare_c{c}" in a] or [8]:
+        add(
+            f"bare_req_per_s_c{c}",
+            f"3. bare FastAPI GET, {c} conns",
+            (a.get(f"bare_c{c}") or {}).get("req_per_s"),
+            "baseline",
+            None,
+            "req/s",
+        )
+        for route, label, target in (
+            ("post", "POST /v1/articles", 0.25),
+            ("get", "GET /v1/jobs/{id}", 0.5),
+        ):
+            res = a.get(f"{route}_c{c}") or {}
+            errs = (res.get("non_2xx") or 0) + (res.get("socket_errors") or 0)
+            add(
+                f"{route}_req_per_s_c{c}",
+                f"3. {label}, {c} conns (2xx only)" + (f"; {errs} errors/timeouts" if errs else ""),
+                a.get(f"{route}_c{c}_ok_req_per_s"),
+                f">= {int(target * 100)}% of bare",
+                None,
+                "req/s",
+            )
+            ratio = a.get(f"{route}_c{c}_ratio")
+            add(
+                f"{route}_ratio_c{c}",
+                f"3. {label} / bare, {c} conns",
+                ratio,
+                f">= {target}",
+                (ratio or 0) >= target,
+            )
+    lat = r.get("latency", {})
+    add(
+        "latency_median_ms",
+        "4. submit -> succeeded seen, median",
+        lat.get("median_ms"),
+        "<= 100 ms",
+        (lat.get("median_ms") or 1e9) <= 100,
+        "ms",
+    )
+    add(
+        "latency_p99_ms",
+        "4. submit -> succeeded seen, p99",
+        lat.get("p99_ms"),
+        "reported",
+        None,
+        "ms",
+    )
+    s = r.get("scale", {})
+    big = f"{s.get('large_jobs', '?'):,}" if isinstance(s.get("large_jobs"), int) else "?"
+    small = f"{s.get('small_jobs', '?'):,}" if isinstance(s.get("small_jobs"), int) else "1k"
+    add(
+        "scale_get_job_ratio",
+        f"5. GET /v1/jobs/{{id}} at {big} / at {small} jobs",
+        s.get("get_job_ratio"),
+        "<= 2x",
+        (s.get("get_job_ratio") or 1e9) <= 2,
+    )
+    add(
+        "scale_list_jobs_ratio",
+        f"5. GET /v1/jobs page at {big} / at {small} jobs",
+        s.get("list_jobs_ratio"),
+        "<= 2x",
+        (s.get("list_jobs_ratio") or 1e9) <= 2,
+    )
+    add(
+        "scale_get_job_ms_large",
+        f"5. GET /v1/jobs/{{id}} median at {big}",
+        (s.get("large") or {}).get("get_job_ms"),
+        "-",
+        None,
+        "ms",
+    )
+    add(
+        "scale_list_jobs_ms_large",
+        f"5. GET /v1/jobs page median at {big}",
+        (s.get("large") or {}).get("list_jobs_ms"),
+        "-",
+        None,
+        "ms",
+    )
+    m = r.get("memory", {})
+    add(
+        "memory_jobs",
+        "6. jobs in the memory run",
+        m.get("jobs_finished"),
+        "10,000",
+        (m.get("jobs_finished") or 0) >= 10_000,
+    )
+    w = m.get("worker_rss_mb") or {}
+    add("worker_rss_end_mb", "6. worker RSS at end", w.get("end"), "reported", None, "MB")
+    add(
+        "worker_rss_growth_mb",
+        "6. worker RSS growth, start -> end",
+        m.get("worker_growth_mb"),
+        "no growth (< 10 MB)",
+        (m.get("worker_growth_mb") if m.get("worker_growth_mb") is not None else 1e9) < 10,
+        "MB",
+    )
+    ap = m.get("api_rss_mb") or {}
+    add("api_rss_end_mb", "6. API RSS at end", ap.get("end"), "reported", None, "MB")
+    add(
+        "api_rss_growth_mb",
+        "6. API RSS growth, start -> end",
+        m.get("api_growth_mb"),
+        "no growth (< 10 MB)",
+        (m.get("api_growth_mb") if m.get("api_growth_mb") is not None else 1e9) < 10,
+        "MB",
+    )
+    return out
+
+
+def fmt(value: float) -> str:
+    if math.isnan(value):
+        return "error"
+    if value == int(value) and abs(value) >= 10:
+        return f"{int(value):,}"
+    return f"{value:,.3g}" if abs(value) < 10 else f"{value:,.1f}"
+
+
+def verdict(ok: bool | None) -> str:
+    return "-" if ok is None else ("pass" if ok else "FAIL")
+
+
+def print_table(results: dict[str, Any]) -> None:
+    m = results["machine"]
+    table = Table(
+        title=f"evenhand benchmarks ({results['mode']}) - {m['cpu']}, {m['cores']} cores, "
+        f"{m['ram_gb']} GB RAM, Python {m['python']}"
+    )
+    for col in ("figure", "measured", "target", "result"):
+        table.add_column(col)
+    for row in results["table"]:
+        style = {True: "green", False: "red"}.get(row["pass"])
+        table.add_row(
+            row["figure"],
+            f"{fmt(row['value'])} {row['unit']}".strip(),
+            row["target"],
+            verdict(row["pass"]),
+            style=style,
+        )
+    console.print(table)
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    lines = ["| figure | measured | target | result |", "|---|---|---|---|"]
+    for row in results["table"]:
+        lines.append(
+            f"| {row['figure']} | {fmt(row['value'])} {row['unit']} | {row['target']} | "
+            f"{verdict(row['pass'])} |"
+        )
+    return "\n".join(lines)
+
+
+START, END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
+
+
+def write_docs_table(results: dict[str, Any], doc: Path) -> None:
+    """Replace the table between the markers in docs/benchmarks.md (or start the file)."""
+    m = results["machine"]
+    block = (
+        f"{START}\n"
+        f"Run {results['started']} (`python -m bench`, {results['seconds']:.0f} s) on "
+        f"{m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, Python {m['python']}, {m['os']}.\n\n"
+        f"{markdown_table(results)}\n{END}"
+    )
+    text = doc.read_text() if doc.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    if START not in text or END not in text:
+        text += f"\n{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    doc.write_text(head + block + tail)
+
+
+def plots(results: dict[str, Any], docs: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    runs = [
+        r for r in results["figures"].get("concurrency", {}).get("runs", []) if "jobs_per_s" in r
+    ]
+    if runs:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for pool in sorted({r["pool"] for r in runs}):
+            pts = sorted((r["concurrency"], r["jobs_per_s"]) for r in runs if r["pool"] == pool)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{pool} pool")
+        xs = sorted({r["concurrency"] for r in runs})
+        ax.plot(xs, xs, ls=":", color="grey", label="ceiling (concurrency / 1 s)")
+        ax.axhline(57, ls="--", color="red", label="target 57 jobs/s")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("worker concurrency")
+        ax.set_ylabel("jobs/s (1 s LLM latency)")
+        ax.set_title("One evenhand worker: throughput vs concurrency")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(docs / "bench-concurrency.png", dpi=100)
+        plt.close(fig)
+        written.append("bench-concurrency.png")
+    lat = results["figures"].get("latency", {}).get("series_ms")
+    if lat:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        ps = [*list(range(1, 100)), 99.5, 100]
+        ax.plot(ps, [figures.pct(lat, p) for p in ps], marker=".")
+        ax.axhline(100, ls="--", color="red", label="target median 100 ms")
+        ax.set_xlabel("percentile")
+        ax.set_ylabel("submit -> succeeded seen by a long-poll (ms)")
+        ax.set_title(f"Job latency, instant LLM ({len(lat)} sequential jobs)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(docs / "bench-latency.png", dpi=100)
+        plt.close(fig)
+        written.append("bench-latency.png")
+    mem = results["figures"].get("memory", {}).get("series")
+    if mem:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        ax.plot([s[0] for s in mem], [s[1] for s in mem], label="worker RSS")
+        ax.plot([s[0] for s in mem], [s[2] for s in mem], label="API RSS")
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("MB")
+        ax.set_ylim(bottom=0)
+        ax.set_title("RSS during the memory run")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(docs / "bench-memory.png", dpi=100)
+        plt.close(fig)
+        written.append("bench-memory.png")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (< 60 s)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument("--only", nargs="*", help="run only these figures")
+    args = parser.parse_args(argv)
+    started = time.time()
+    results: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "figures": {},
+        "errors": {},
+    }
+    steps = [
+        ("concurrency", "1. worker concurrency"),
+        ("overhead", "2. worker overhead"),
+        ("api", "3. API req/s"),
+        ("latency", "4. latency"),
+        ("memory", "6. memory"),
+        ("scale", "5. scale"),
+    ]
+    with tempfile.TemporaryDirectory(prefix="evenhand-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        with (
+            services(tmp) as (pg, redis_url),
+            bench_stack("bench", pg, redis_url, tmp) as bench,
+            RssSampler() as sampler,
+        ):
+            sampler.watch("api", bench.stack.processes["api"].pid)
+            for key, title in steps:
+                if args.only and key not in args.only:
+                    continue
+                console.print(f"[bold]{title}[/bold]")
+                t = time.time()
+                try:
+                    fn = getattr(figures, f"fig_{key}")
+                    if key in ("overhead", "scale"):
+                        results["figures"][key] = fn(bench, args.quick, log)
+                    else:
+                        results["figures"][key] = fn(bench, sampler, args.quick, log)
+                except Exception as exc:
+                    results["errors"][key] = f"{type(exc).__name__}: {exc}"
+                    console.print(traceback.format_exc(), style="red")
+                    for name in list(bench.stack.processes):
+                        if name.startswith("w-"):
+                            bench.stop_worker(name)
+                results["figures"].setdefault(key, {})["bench_seconds"] = round(time.time() - t, 1)
+            rss = sampler.samples.get("api", [])
+            results["api_rss_mb_during_run"] = {
+                "min": round(min(v for _, v in rss), 1) if rss else None,
+                "max": round(max(v for _, v in rss), 1) if rss else None,
+            }
+    results["seconds"] = round(time.time() - started, 1)
+    results["table"] = rows(results, args.quick)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str))
+    print_table(results)
+    o = results["figures"].get("overhead", {})
+    if o.get("profile_top_tottime"):
+        prof = Table(title="in-process pipeline profile (cProfile, own time per job)")
+        prof.add_column("function")
+        prof.add_column("tottime ms/job")
+        prof.add_column("cumtime ms/job")
+        for row in o["profile_top_tottime"][:12]:
+            prof.add_row(
+                row["function"][-90:],
+                f"{row['tottime_ms_per_job']:.2f}",
+                f"{row['cumtime_ms_per_job']:.2f}",
+            )
+        console.print(prof)
+    if not args.quick and not args.only:
+        docs = ROOT / "docs"
+        written = plots(results, docs)
+        write_docs_table(results, ROOT / "docs" / "benchmarks.md")
+        console.print(f"plots: {', '.join(written)}; table: docs/benchmarks.md")
+    console.print(f"results: {args.out} ({results['seconds']} s)")
+    if results["errors"]:
+        console.print(f"[red]errors: {results['errors']}[/red]")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

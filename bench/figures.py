@@ -1,0 +1,656 @@
+"""The six figures. Each returns a dict of measured values (and raw series for the plots)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import psutil
+import sqlalchemy as sa
+
+from bench.env import Bench, RssSampler, article_text, cpu_seconds, rss_mb
+from evenhand.config import Settings
+from evenhand.embedded import free_port, wait_for_port
+from tests.stack import ROOT, stop_process, wait_until
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = (len(values) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def submit_batches(bench: Bench, n: int, chars: int = 5000) -> tuple[list[str], float]:
+    """Submit n unique articles in batches of 100 from 4 threads; (job ids, first submit time)."""
+    sizes = [min(100, n - i) for i in range(0, n, 100)]
+    texts = [[{"text": article_text(chars)} for _ in range(size)] for size in sizes]
+    ids: list[str] = []
+    lock = threading.Lock()
+    t0 = time.time()
+
+    def post(batch: list[dict[str, str]]) -> None:
+        with bench.client() as client:
+            response = client.post("/v1/batches", json={"articles": batch})
+        response.raise_for_status()
+        body = response.json()
+        jobs = body.get("jobs") or []
+        with lock:
+            ids.extend(str(j.get("job_id") or j.get("id")) for j in jobs)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(post, texts))
+    return ids, t0
+
+
+def wait_jobs(
+    bench: Bench, ids: list[str], timeout: float, stall: float | None = None
+) -> tuple[int, int, float | None]:
+    """Wait until the jobs end, `timeout` passes, or (with `stall`) none ends for that long."""
+    deadline = time.monotonic() + timeout
+    progress_at, seen = time.monotonic(), -1
+    while True:
+        succeeded, finished, last = bench.finished(ids)
+        if finished != seen:
+            progress_at, seen = time.monotonic(), finished
+        if finished >= len(ids) or time.monotonic() > deadline:
+            return succeeded, finished, last
+        if stall is not None and time.monotonic() - progress_at > stall:
+            return succeeded, finished, last
+        time.sleep(0.25)
+
+
+def cancel_unfinished(bench: Bench, ids: list[str]) -> int:
+    """Cancel what a stalled run left, so no later figure runs it."""
+    with bench.engine.connect() as conn:
+        left = (
+            conn.execute(
+                sa.text(
+                    "SELECT id::text FROM job WHERE id = ANY(CAST(:ids AS uuid[]))"
+                    " AND status IN ('queued','running')"
+                ),
+                {"ids": ids},
+            )
+            .scalars()
+            .all()
+        )
+    if left:
+        with bench.client() as client, ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda j: client.delete(f"/v1/jobs/{j}"), left))
+    return len(left)
+
+
+# --- 1. worker concurrency ------------------------------------------------------------------------
+
+
+# what `evenhand worker` runs with when nothing is set
+DEFAULT_POOL = Settings.model_fields["worker_pool"].default
+DEFAULT_CONCURRENCY = Settings.model_fields["worker_concurrency"].default
+
+
+def is_default(run: dict[str, Any]) -> bool:
+    return run["pool"] == DEFAULT_POOL and run["concurrency"] == DEFAULT_CONCURRENCY
+
+
+def worker_configs(quick: bool) -> list[tuple[str, int]]:
+    if quick:
+        return [(DEFAULT_POOL, DEFAULT_CONCURRENCY), ("threads", 8)]
+    configs = [("threads", 8), ("threads", 32), ("threads", 64), ("threads", 128), ("prefork", 2)]
+    if importlib.util.find_spec("gevent") is not None:
+        configs += [("gevent", 64), ("gevent", 128)]
+    return configs
+
+
+def fig_concurrency(bench: Bench, sampler: RssSampler, quick: bool, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    bench.llm.control(latency=1.0, reset_stats=True)
+    runs: list[dict[str, Any]] = []
+    for pool, conc in worker_configs(quick):
+        name = f"w-{pool}-{conc}"
+        stalled = [r for r in runs if r["pool"] == pool and r.get("stalled")]
+        if stalled:
+            runs.append(
+                {
+                    "pool": pool,
+                    "concurrency": conc,
+                    "error": "skipped: this pool stalled"
+                    f" at concurrency {stalled[0]['concurrency']}",
+                }
+            )
+            continue
+        n = max(24 if quick else 100, conc * (2 if quick else 6))
+        if pool == "prefork":
+            n = 40
+        timeout = 30 if quick else 75
+        try:
+            proc = bench.start_worker(name, f"--pool={pool}", f"--concurrency={conc}")
+        except Exception as exc:
+            runs.append({"pool": pool, "concurrency": conc, "error": str(exc)[:300]})
+            log(f"  {pool}/{conc}: did not start")
+            continue
+        sampler.watch(name, proc.pid)
+        bench.llm.control(reset_stats=True)
+        ids, t0 = submit_batches(bench, n)
+        submitted = time.time() - t0
+        succeeded, finished, last = wait_jobs(bench, ids, timeout, stall=15)
+        stats = bench.llm.stats()
+        elapsed = ((last or time.time()) - t0) if finished >= len(ids) else time.time() - t0
+        rate = succeeded / elapsed if elapsed > 0 else 0.0
+        rss = [mb for _, mb in sampler.samples.get(name, [])]
+        sampler.unwatch(name)
+        bench.stop_worker(name, timeout=10)
+        canceled = cancel_unfinished(bench, ids)  # leave nothing for the next configuration
+        run = {
+            "stalled": finished < len(ids),
+            "canceled_after": canceled,
+            "pool": pool,
+            "concurrency": conc,
+            "jobs": n,
+            "succeeded": succeeded,
+            "finished_in_time": finished,
+            "submit_seconds": round(submitted, 2),
+            "seconds": round(elapsed, 2),
+            "jobs_per_s": round(rate, 2),
+            "ceiling_jobs_per_s": conc,  # one LLM call of 1 s per job
+            "max_in_flight": stats.get("max_in_flight"),
+            "llm_requests": stats.get("requests"),
+            "worker_rss_max_mb": round(max(rss), 1) if rss else None,
+        }
+        runs.append(run)
+        log(
+            f"  {pool}/{conc}: {rate:.1f} jobs/s, max_in_flight {run['max_in_flight']},"
+            f" {finished}/{n} finished"
+        )
+    bench.llm.control(latency=0.0)
+    default = next(r for r in runs if is_default(r))
+    ok = [r for r in runs if "jobs_per_s" in r]
+    best = max(ok, key=lambda r: r["jobs_per_s"])
+    return {
+        "runs": runs,
+        "default_jobs_per_s": default.get("jobs_per_s"),
+        "default_max_in_flight": default.get("max_in_flight"),
+        "best": {k: best[k] for k in ("pool", "concurrency", "jobs_per_s", "max_in_flight")},
+    }
+
+
+# --- 2. worker overhead ---------------------------------------------------------------------------
+
+
+def fig_overhead(bench: Bench, quick: bool, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    bench.llm.control(latency=0.0, reset_stats=True)
+    n = 30 if quick else 200
+    proc = bench.start_worker("w-overhead")
+    time.sleep(1)
+    ids, t0 = submit_batches(bench, 10)  # warm-up: imports, connections
+    wait_jobs(bench, ids, 60)
+    llm_proc = psutil.Process(bench.llm.process.pid)
+    before, llm_before = cpu_seconds(proc), cpu_seconds(llm_proc)
+    ids, t0 = submit_batches(bench, n)
+    succeeded, _finished, last = wait_jobs(bench, ids, 120)
+    after, llm_after = cpu_seconds(proc), cpu_seconds(llm_proc)
+    bench.stop_worker("w-overhead")
+    per_job_ms = (after - before) / max(succeeded, 1) * 1000
+    log(f"  worker CPU {per_job_ms:.1f} ms/job over {succeeded} jobs")
+    profile = profile_pipeline(bench, 3 if quick else 20)
+    return {
+        "jobs": n,
+        "succeeded": succeeded,
+        "worker_cpu_ms_per_job": round(per_job_ms, 2),
+        "fake_llm_cpu_ms_per_job": round((llm_after - llm_before) / max(succeeded, 1) * 1000, 2),
+        "jobs_per_s_instant_llm": round(succeeded / ((last or time.time()) - t0), 2),
+        **profile,
+    }
+
+
+PROFILE_SCRIPT = r"""
+import cProfile, io, json, pstats, sys, time
+from bench.env import article_text
+from evenhand.config import Settings
+from worker.pipeline import SourceArticle, prepare, analyse
+settings = Settings()
+n = int(sys.argv[1])
+texts = [article_text(5000) for _ in range(n + 1)]
+art = SourceArticle(input_kind="text", raw_text=texts[0])
+analyse(art, prepare(art, settings).cleaned, settings)  # warm-up
+prof = cProfile.Profile()
+cpu0, wall0 = time.process_time(), time.perf_counter()
+prof.enable()
+for t in texts[1:]:
+    art = SourceArticle(input_kind="text", raw_text=t)
+    analyse(art, prepare(art, settings).cleaned, settings)
+prof.disable()
+cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+stats = pstats.Stats(prof)
+rows = []
+for (file, line, func), (cc, nc, tt, ct, callers) in stats.stats.items():
+    rows.append({"function": f"{file.split('site-packages/')[-1].replace('/work/main/', '')}:{line}({func})",
+                 "tottime_ms_per_job": tt / n * 1000, "cumtime_ms_per_job": ct / n * 1000, "calls": nc})
+top_tot = sorted(rows, key=lambda r: -r["tottime_ms_per_job"])[:15]
+out = {"pipeline_cpu_ms_per_job": cpu / n * 1000, "pipeline_wall_ms_per_job": wall / n * 1000,
+       "profile_top_tottime": top_tot}
+print(json.dumps(out))
+"""
+
+
+def profile_pipeline(bench: Bench, n: int) -> dict[str, Any]:
+    """prepare + analyse in one process (prompt, LLM client, grounding), with the instant fake LLM."""
+    import json
+
+    env = {k: v for k, v in bench.stack.env.items()}
+    done = subprocess.run(
+        [sys.executable, "-c", PROFILE_SCRIPT, str(n)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        return {"profile_error": done.stderr[-2000:]}
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    for row in data["profile_top_tottime"]:
+        row["tottime_ms_per_job"] = round(row["tottime_ms_per_job"], 3)
+        row["cumtime_ms_per_job"] = round(row["cumtime_ms_per_job"], 3)
+    data["pipeline_cpu_ms_per_job"] = round(data["pipeline_cpu_ms_per_job"], 2)
+    data["pipeline_wall_ms_per_job"] = round(data["pipeline_wall_ms_per_job"], 2)
+    return data
+
+
+# --- 3. API ---------------------------------------------------------------------------------------
+
+
+def wrk(
+    url: str, seconds: int, connections: int, headers: dict[str, str], script: str | None = None
+) -> dict[str, Any]:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    if script:
+        cmd += ["-s", script]
+    done = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 60)
+    out = done.stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not match:
+        raise RuntimeError(f"wrk gave no req/s: {out[-800:]} {done.stderr[-800:]}")
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    return {
+        "req_per_s": float(match.group(1)),
+        "requests": int(total.group(1)) if total else None,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
+    }
+
+
+async def _httpx_load(
+    url: str, seconds: float, connections: int, headers: dict[str, str], body: bytes | None
+) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=connections)
+    count = 0
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as client:
+        end = time.perf_counter() + seconds
+        start = time.perf_counter()
+
+        async def loop() -> None:
+            nonlocal count
+            while time.perf_counter() < end:
+                if body is None:
+                    r = await client.get(url)
+                else:
+                    r = await client.post(url, content=body)
+                r.raise_for_status()
+                count += 1
+
+        await asyncio.gather(*(loop() for _ in range(connections)))
+        return {
+            "req_per_s": count / (time.perf_counter() - start),
+            "requests": count,
+            "non_2xx": 0,
+            "socket_errors": 0,
+        }
+
+
+def load(
+    url: str, seconds: int, connections: int, headers: dict[str, str], body: bytes | None = None
+) -> tuple[dict[str, Any], str]:
+    if _has_wrk():
+        script = None
+        if body is not None:
+            fd, script = tempfile.mkstemp(suffix=".lua")
+            lua_body = body.decode().replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            os.write(fd, f'wrk.method = "POST"\nwrk.body = "{lua_body}"\n'.encode())
+            os.close(fd)
+        try:
+            return wrk(url, seconds, connections, headers, script), "wrk"
+        finally:
+            if script:
+                os.unlink(script)
+    return asyncio.run(_httpx_load(url, seconds, connections, headers, body)), "httpx"
+
+
+def _has_wrk() -> bool:
+    from shutil import which
+
+    return which("wrk") is not None
+
+
+def _wait_healthy(bench: Bench, timeout: float = 90) -> float:
+    """Seconds until the API answers /healthz again (it can jam under load, see docs)."""
+    t = time.perf_counter()
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{bench.stack.api_url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(healthy, timeout, interval=0.5, what="the API to answer again")
+    return round(time.perf_counter() - t, 1)
+
+
+def fig_api(bench: Bench, sampler: RssSampler, quick: bool, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """req/s of the two routes vs a bare FastAPI app, at 32 and at 8 connections (wrk)."""
+    import json
+
+    seconds = 2 if quick else 8
+    conns = (8,) if quick else (32, 8)  # 32 jams GET /v1/jobs/{id} for ~30 s: not in the smoke run
+    port = free_port()
+    bare_log = (bench.stack.log_dir / "bare.log").open("wb")
+    bare = subprocess.Popen(
+        [sys.executable, "-m", "bench.bare_app", str(port)],
+        cwd=ROOT,
+        stdout=bare_log,
+        stderr=subprocess.STDOUT,
+        env=bench.stack.env,
+    )
+    out: dict[str, Any] = {"seconds_per_run": seconds, "post_body_chars": 5000}
+    try:
+        if not wait_for_port(port, 20):
+            raise RuntimeError("the bare app did not start")
+        load(f"http://127.0.0.1:{port}/ping", 1, 32, {})  # warm-up
+        for c in conns:
+            res, tool = load(f"http://127.0.0.1:{port}/ping", seconds, c, {})
+            out[f"bare_c{c}"] = res
+            log(f"  bare FastAPI, {c} connections: {res['req_per_s']:.0f} req/s ({tool})")
+        out["tool"] = tool
+    finally:
+        stop_process(bare)
+    auth = {"Authorization": f"Bearer {bench.stack.key}"}
+    body = json.dumps({"text": article_text(5000)}).encode()
+    job = bench.stack.submit(text=article_text(5000))
+    job_url = f"{bench.stack.api_url}/v1/jobs/{job['job_id']}"
+    post_url = f"{bench.stack.api_url}/v1/articles"
+    post_headers = {**auth, "Content-Type": "application/json"}
+    # 8 connections first: 32 can jam the API (GET /v1/jobs/{id} holds two pooled connections)
+    for c in sorted(conns):
+        load(job_url, 1, c, auth)  # warm-up
+        res, _ = load(job_url, seconds, c, auth)
+        out[f"get_c{c}"] = res
+        log(f"  GET /v1/jobs/{{id}}, {c} connections: {res}")
+        out[f"recovery_after_get_c{c}_s"] = _wait_healthy(bench)
+        res, _ = load(post_url, seconds, c, post_headers, body)
+        out[f"post_c{c}"] = res
+        log(f"  POST /v1/articles, {c} connections: {res}")
+        out[f"recovery_after_post_c{c}_s"] = _wait_healthy(bench)
+    for c in conns:
+        bare_rps = out[f"bare_c{c}"]["req_per_s"]
+        for route in ("get", "post"):
+            r = out[f"{route}_c{c}"]
+            ok = r["requests"] - r["non_2xx"] if r["requests"] is not None else None
+            good_rps = (ok / seconds) if ok is not None else r["req_per_s"]
+            out[f"{route}_c{c}_ok_req_per_s"] = round(good_rps, 1)
+            out[f"{route}_c{c}_ratio"] = round(good_rps / bare_rps, 3) if bare_rps else None
+    api_rss = rss_mb(psutil.Process(bench.stack.processes["api"].pid))
+    out["api_rss_after_mb"] = round(api_rss, 1) if api_rss else None
+    return out
+
+
+# --- 4. latency -----------------------------------------------------------------------------------
+
+
+def fig_latency(bench: Bench, sampler: RssSampler, quick: bool, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    bench.llm.control(latency=0.0)
+    n = 10 if quick else 200
+    # jobs other figures left queued (figure 3 posts articles with no worker running) would sit
+    # ahead of ours in the queue: cancel them, and let the worker skip their tasks first
+    with bench.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE job SET status = 'canceled', finished_at = now()"
+                " WHERE status IN ('queued', 'running')"
+            )
+        )
+    proc = bench.start_worker("w-latency")
+    time.sleep(2)
+    sampler.watch("latency-worker", proc.pid)
+    texts = [article_text(5000) for _ in range(n + 3)]
+    latencies: list[float] = []
+    with bench.client() as client:
+        for i, text in enumerate(texts):
+            t0 = time.perf_counter()
+            r = client.post("/v1/articles", json={"text": text})
+            r.raise_for_status()
+            job_id = r.json()["job_id"]
+            while True:
+                job = client.get(f"/v1/jobs/{job_id}", params={"wait": 10}).json()
+                if job["status"] in ("succeeded", "failed", "canceled"):
+                    break
+            if i >= 3:  # the first ones warm up connections and imports
+                latencies.append((time.perf_counter() - t0) * 1000)
+    sampler.unwatch("latency-worker")
+    bench.stop_worker("w-latency")
+    result = {
+        "jobs": n,
+        "median_ms": round(statistics.median(latencies), 1),
+        "p90_ms": round(pct(latencies, 90), 1),
+        "p99_ms": round(pct(latencies, 99), 1),
+        "max_ms": round(max(latencies), 1),
+        "series_ms": [round(x, 1) for x in latencies],
+    }
+    log(f"  median {result['median_ms']} ms, p99 {result['p99_ms']} ms")
+    return result
+
+
+# --- 5. scale -------------------------------------------------------------------------------------
+
+
+def _bulk_insert(engine: sa.Engine, owner: int, others: list[int], start: int, stop: int) -> None:
+    """Rows start..stop-1: every 5th one the owner's, the rest spread over the other keys;
+    four in five succeeded with a result row, the rest failed."""
+    owner_case = "CASE WHEN g % 5 = 0 THEN :owner ELSE (:others)[1 + (g % :n_others)] END"
+    with engine.begin() as conn:
+        params = {
+            "owner": owner,
+            "others": others,
+            "n_others": len(others),
+            "a": start,
+            "b": stop - 1,
+        }
+        conn.execute(
+            sa.text(
+                "INSERT INTO article (id, owner_id, input_kind, raw_text, clean_text, content_hash, title, created_at)"
+                " SELECT md5('a' || g)::uuid, "
+                + owner_case
+                + ", 'text', 'An article of the bulk set.',"
+                " 'An article of the bulk set.', md5('a' || g), 'bulk ' || g,"
+                " now() - interval '30 days' + g * interval '1 second'"
+                " FROM generate_series(CAST(:a AS integer), CAST(:b AS integer)) AS g"
+            ),
+            params,
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO job (id, article_id, owner_id, status, attempts, error_code, error_message,"
+                " created_at, published_at, started_at, finished_at)"
+                " SELECT md5('j' || g)::uuid, md5('a' || g)::uuid, " + owner_case + ","
+                " CASE WHEN g % 5 = 4 THEN 'failed' ELSE 'succeeded' END, 1,"
+                " CASE WHEN g % 5 = 4 THEN 'llm_timeout' END, CASE WHEN g % 5 = 4 THEN 'timed out' END,"
+                " now() - interval '30 days' + g * interval '1 second',"
+                " now() - interval '30 days' + g * interval '1 second',"
+                " now() - interval '30 days' + g * interval '1 second',"
+                " now() - interval '30 days' + g * interval '1 second' + interval '3 seconds'"
+                " FROM generate_series(CAST(:a AS integer), CAST(:b AS integer)) AS g"
+            ),
+            params,
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO result (id, job_id, article_id, content_hash, article_type, thesis, summary,"
+                " loaded_language, summary_loaded_terms, provider, model, prompt_version, prompt_tokens,"
+                " completion_tokens, llm_calls, quotes, verified, chars_in, chars_kept, lines_removed, created_at)"
+                " SELECT md5('r' || g)::uuid, md5('j' || g)::uuid, md5('a' || g)::uuid, md5('a' || g), 'news',"
+                " 'A thesis.', 'A neutral summary of the bulk article.', '[]', '[]', 'openai', 'stand-in-model',"
+                " 'v1', 500, 200, 1, 0, 0, 27, 27, 0, now() - interval '30 days' + g * interval '1 second'"
+                " FROM generate_series(CAST(:a AS integer), CAST(:b AS integer)) AS g WHERE g % 5 <> 4"
+            ),
+            params,
+        )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("ANALYZE"))
+
+
+def _time_requests(bench: Bench, job_id: str, n: int) -> dict[str, float]:
+    out: dict[str, list[float]] = {"get_job_ms": [], "list_jobs_ms": [], "list_page2_ms": []}
+    with bench.client() as client:
+        first = client.get("/v1/jobs", params={"limit": 20})
+        first.raise_for_status()
+        cursor = first.json().get("next_cursor")
+        for _ in range(5):  # warm-up
+            client.get(f"/v1/jobs/{job_id}").raise_for_status()
+        for _ in range(n):
+            t = time.perf_counter()
+            client.get(f"/v1/jobs/{job_id}").raise_for_status()
+            out["get_job_ms"].append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            client.get("/v1/jobs", params={"limit": 20}).raise_for_status()
+            out["list_jobs_ms"].append((time.perf_counter() - t) * 1000)
+            if cursor:
+                t = time.perf_counter()
+                client.get("/v1/jobs", params={"limit": 20, "cursor": cursor}).raise_for_status()
+                out["list_page2_ms"].append((time.perf_counter() - t) * 1000)
+    return {k: round(statistics.median(v), 2) for k, v in out.items() if v}
+
+
+def fig_scale(bench: Bench, quick: bool, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    small, large = 1_000, (20_000 if quick else 1_000_000)
+    engine = bench.engine
+    with engine.begin() as conn:
+        owner = conn.execute(sa.text("SELECT max(id) FROM api_key")).scalar_one()
+        others = []
+        for i in range(4):
+            others.append(
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO api_key (name, prefix, key_hash, created_at) VALUES"
+                        " (:n, 'eh_other', :h, now()) RETURNING id"
+                    ),
+                    {"n": f"other-{i}", "h": uuid.uuid4().hex + uuid.uuid4().hex},
+                ).scalar_one()
+            )
+        # the rows other figures left behind do not count toward the sizes below
+        existing = conn.execute(sa.text("SELECT count(*) FROM job")).scalar_one()
+    t = time.perf_counter()
+    _bulk_insert(engine, owner, others, 0, small)
+    target_job = str(uuid.UUID(bytes=bytes.fromhex(__import__("hashlib").md5(b"j5").hexdigest())))
+    reps = 15 if quick else 50
+    at_small = _time_requests(bench, target_job, reps)
+    log(f"  at {small + existing} jobs: {at_small}")
+    step = 200_000
+    for a in range(small, large, step):
+        _bulk_insert(engine, owner, others, a, min(a + step, large))
+    insert_s = time.perf_counter() - t
+    with engine.connect() as conn:
+        total = conn.execute(sa.text("SELECT count(*) FROM job")).scalar_one()
+    at_large = _time_requests(bench, target_job, reps)
+    log(f"  at {total} jobs: {at_large} (inserted in {insert_s:.0f} s)")
+    return {
+        "small_jobs": small + existing,
+        "large_jobs": total,
+        "small": at_small,
+        "large": at_large,
+        "get_job_ratio": round(at_large["get_job_ms"] / at_small["get_job_ms"], 2),
+        "list_jobs_ratio": round(at_large["list_jobs_ms"] / at_small["list_jobs_ms"], 2),
+        "list_page2_ratio": round(
+            at_large.get("list_page2_ms", 0) / at_small.get("list_page2_ms", 1), 2
+        ),
+        "insert_seconds": round(insert_s, 1),
+    }
+
+
+# --- 6. memory ------------------------------------------------------------------------------------
+
+
+def fig_memory(bench: Bench, sampler: RssSampler, quick: bool, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """As many jobs as fit in the time, through the default worker with an instant LLM."""
+    budget = 4 if quick else 180
+    bench.llm.control(latency=0.0)
+    proc = bench.start_worker("w-memory")
+    api = psutil.Process(bench.stack.processes["api"].pid)
+    total, done = 0, 0
+    t0 = time.time()
+    pending: list[str] = []
+    series: list[tuple[float, float, float]] = []
+    while time.time() - t0 < budget:
+        # keep about 300 jobs queued ahead of the worker
+        if len(pending) < 300:
+            ids, _ = submit_batches(bench, 100 if quick else 200)
+            pending += ids
+            total += len(ids)
+        _, finished, _ = bench.finished(pending)
+        if finished:
+            with bench.engine.connect() as conn:
+                gone = (
+                    conn.execute(
+                        sa.text(
+                            "SELECT id::text FROM job WHERE id = ANY(CAST(:ids AS uuid[]))"
+                            " AND status IN ('succeeded','failed','canceled')"
+                        ),
+                        {"ids": pending},
+                    )
+                    .scalars()
+                    .all()
+                )
+            gone_set = set(gone)
+            pending = [p for p in pending if p not in gone_set]
+            done += len(gone_set)
+        series.append((time.time() - t0, rss_mb(proc) or 0.0, rss_mb(api) or 0.0))
+        time.sleep(1)
+    # drain what is left, so the count is of finished jobs
+    _succeeded, finished, _ = wait_jobs(bench, pending, 60)
+    done += finished
+    series.append((time.time() - t0, rss_mb(proc) or 0.0, rss_mb(api) or 0.0))
+    bench.stop_worker("w-memory")
+    n = len(series)
+    pick = {"start": series[min(2, n - 1)], "middle": series[n // 2], "end": series[-1]}
+    result = {
+        "seconds": round(time.time() - t0, 1),
+        "jobs_finished": done,
+        "jobs_submitted": total,
+        "worker_rss_mb": {k: round(v[1], 1) for k, v in pick.items()},
+        "api_rss_mb": {k: round(v[2], 1) for k, v in pick.items()},
+        "series": [(round(a, 1), round(b, 1), round(c, 1)) for a, b, c in series],
+    }
+    second_half = [s[1] for s in series[n // 2 :]]
+    result["worker_growth_second_half_mb"] = (
+        round(max(second_half) - series[n // 2][1], 1) if second_half else 0
+    )
+    result["worker_growth_mb"] = round(pick["end"][1] - pick["start"][1], 1)
+    result["api_growth_mb"] = round(pick["end"][2] - pick["start"][2], 1)
+    log(
+        f"  {done} jobs in {result['seconds']} s; worker RSS {result['worker_rss_mb']}, API {result['api_rss_mb']}"
+    )
+    return result
