@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     fetch_allow_private: bool = False  # development and tests only: lets URL input reach loopback
 
     queue: str = "evenhand"
-    worker_pool: Literal["threads", "prefork", "solo", "gevent"] = "threads"
+    # gevent is left out: `evenhand worker` does not monkey-patch, and it ran no task (benchmarks)
+    worker_pool: Literal["threads", "prefork", "solo"] = "threads"
     worker_concurrency: int = 64  # LLM calls wait on I/O: 64 threads gave 40 jobs/s vs 7 at 8
 
     # per API key, unless the key has its own (evenhand keys create --rate-limit ...)
