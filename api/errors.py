@@ -7,6 +7,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -32,6 +33,13 @@ class Problem(Exception):
         self.type = type_
         self.headers = headers
         self.extra = extra
+
+
+def invalid_body(exc: ValidationError, what: str) -> Problem:
+    """A 422 naming the first thing wrong with a body the route parsed itself."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return Problem(422, f"The {what} is not valid: {where}: {first['msg']}")
 
 
 def problem_response(

@@ -120,6 +120,14 @@ def prepare(article: SourceArticle, settings: Settings) -> Prepared:
     return Prepared(cleaned=figures, fetched=fetched)
 
 
+def cleaning_figures(cleaned: CleanedText) -> CleaningPublic:
+    return CleaningPublic(
+        chars_in=cleaned.chars_in,
+        chars_kept=cleaned.chars_kept,
+        lines_removed=cleaned.lines_removed,
+    )
+
+
 def labels(settings: Settings) -> Labels:
     if settings.provider == "extractive":
         return Labels("extractive", EXTRACTIVE_MODEL, EXTRACTIVE_VERSION)
@@ -327,11 +335,7 @@ def analyse(
         prompt_version=label.prompt_version,
         usage=UsagePublic(**usage.model_dump()),
         grounding=GroundingPublic(quotes=len(quotes), verified=sum(ev.verified for ev in quotes)),
-        cleaning=CleaningPublic(
-            chars_in=cleaned.chars_in,
-            chars_kept=cleaned.chars_kept,
-            lines_removed=cleaned.lines_removed,
-        ),
+        cleaning=cleaning_figures(cleaned),
         neutrality=NeutralityPublic(
             summary_loaded_terms=[
                 LoadedTerm(term=i.term, start=i.start, end=i.end) for i in leftover
@@ -465,11 +469,7 @@ def _produce(
     if reused is not None:
         # the same clean text through the same provider, model and prompt: no LLM call
         log.info("result_reused")
-        cleaning = CleaningPublic(
-            chars_in=prepared.cleaned.chars_in,
-            chars_kept=prepared.cleaned.chars_kept,
-            lines_removed=prepared.cleaned.lines_removed,
-        )
+        cleaning = cleaning_figures(prepared.cleaned)
         usage = UsagePublic(prompt_tokens=0, completion_tokens=0, llm_calls=0)
         return reused.model_copy(update={"cleaning": cleaning, "usage": usage}), text_hash
     return analyse(article, prepared.cleaned, settings, deadline), text_hash

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import ValidationError
 
 from api.deps import CurrentKeyDep, SessionDep, SettingsDep
-from api.errors import Problem
+from api.errors import Problem, invalid_body
 from api.schemas import SUBMIT_EXAMPLE, ArticleAccepted, ArticleCreate, ArticlePublic
 from api.service import read_article, submit_article
 from evenhand.models import JobStatus
@@ -63,9 +63,7 @@ async def parse_submission(request: Request, settings: SettingsDep) -> ArticleCr
             return ArticleCreate.model_validate_json(body)
         text = body.decode("utf-8")
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise Problem(422, f"The article is not valid: {where}: {first['msg']}") from None
+        raise invalid_body(exc, "article") from None
     except UnicodeDecodeError:
         raise Problem(400, "The body is not valid UTF-8 text.") from None
     title = request.query_params.get("title")

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 
 from api.deps import CurrentKeyDep, SessionDep, SettingsDep
-from api.errors import Problem
+from api.errors import Problem, invalid_body
 from api.routes.articles import read_limited_body
 from api.schemas import BatchCreate, BatchPublic
 from api.service import read_batch, submit_batch
@@ -25,9 +25,7 @@ async def parse_batch(request: Request, settings: SettingsDep) -> BatchCreate:
     try:
         return BatchCreate.model_validate_json(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise Problem(422, f"The batch is not valid: {where}: {first['msg']}") from None
+        raise invalid_body(exc, "batch") from None
 
 
 @router.post(
