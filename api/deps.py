@@ -3,12 +3,13 @@
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from api.errors import Problem
 from api.limits import enforce_rate_limit
+from api.watch import JobWatch
 from evenhand.config import Settings, get_settings
 from evenhand.db import get_engine
 from evenhand.keys import find_active_key
@@ -59,3 +60,10 @@ def get_current_key(
 
 
 CurrentKeyDep = Annotated[ApiKey, Depends(get_current_key)]
+
+
+def get_job_watch(request: Request) -> JobWatch:
+    return request.app.state.job_watch
+
+
+JobWatchDep = Annotated[JobWatch, Depends(get_job_watch)]

@@ -1,6 +1,8 @@
 """The FastAPI app: `uvicorn api.main:app` or `evenhand api`."""
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
@@ -20,6 +22,7 @@ from api.errors import install_error_handlers
 from api.routes import articles, batches, health, jobs, pages
 from api.routes.pages import STATIC_DIR
 from api.schemas import ArticleCreate, BatchCreate
+from api.watch import JobWatch
 from evenhand.config import get_settings
 from evenhand.logging import configure_logging
 from evenhand.metrics import JobsCollector
@@ -36,7 +39,17 @@ long-poll). Every `/v1` route needs `Authorization: Bearer <key>`; errors are
 def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    app = FastAPI(title="evenhand", version="0.1.0", description=DESCRIPTION)
+    registry = api_registry(settings.queue)
+    job_watch = JobWatch(settings.broker_url, settings.queue, registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        job_watch.start()
+        yield
+        await job_watch.stop()
+
+    app = FastAPI(title="evenhand", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.job_watch = job_watch
     install_error_handlers(app)
 
     @app.middleware("http")
@@ -54,7 +67,6 @@ def create_app() -> FastAPI:
     app.include_router(articles.router)
     app.include_router(jobs.router)
     app.include_router(batches.router)
-    registry = api_registry(settings.queue)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -22,6 +22,7 @@ from api.schemas import (
     JobPage,
 )
 from evenhand.config import Settings
+from evenhand.events import announce_job
 from evenhand.jobs import (
     cancel_job,
     job_public,
@@ -225,6 +226,7 @@ def _transition(
     session: Session,
     owner: ApiKey,
     job_id: uuid.UUID,
+    settings: Settings,
     move: Callable[[Session, uuid.UUID], bool],
     allowed: str,
     done: str,
@@ -235,16 +237,19 @@ def _transition(
     session.refresh(job)
     if not moved:
         raise Problem(409, f"The job is {job.status}; only a {allowed} job can be {done}.")
+    announce_job(settings.broker_url, settings.queue, job.id)
     return job
 
 
-def cancel(session: Session, owner: ApiKey, job_id: uuid.UUID) -> JobPublic:
-    job = _transition(session, owner, job_id, cancel_job, "queued or running", "canceled")
+def cancel(session: Session, owner: ApiKey, job_id: uuid.UUID, settings: Settings) -> JobPublic:
+    job = _transition(session, owner, job_id, settings, cancel_job, "queued or running", "canceled")
     return job_public(session, job)
 
 
-def retry(session: Session, owner: ApiKey, job_id: uuid.UUID) -> JobPublic:
-    job = _transition(session, owner, job_id, requeue_job, "failed or canceled", "retried")
+def retry(session: Session, owner: ApiKey, job_id: uuid.UUID, settings: Settings) -> JobPublic:
+    job = _transition(
+        session, owner, job_id, settings, requeue_job, "failed or canceled", "retried"
+    )
     publish_job(session, job)
     return job_public(session, job)
 

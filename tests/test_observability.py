@@ -71,6 +71,26 @@ def metric(text: str, name: str, **labels: str) -> float:
     return sum(values)
 
 
+def test_a_waiting_long_poll_is_woken_by_the_workers_announcement(stack: Stack) -> None:
+    # The worker announces each status change on Redis; the API answers a long-poll then,
+    # rather than at its next database read (every 2 s while it is subscribed).
+    def api_metrics() -> str:
+        return httpx.get(f"{stack.api_url}/metrics").text
+
+    wait_until(
+        lambda: metric(api_metrics(), "evenhand_job_watch_subscribed") == 1,
+        10,
+        what="the API's subscription to job announcements",
+    )
+    before = metric(api_metrics(), "evenhand_job_watch_wakeups_total")
+    stack.llm.control(latency=1)
+    job_id = stack.submit(text=fresh_text("single_sentence.txt"))["job_id"]
+    with stack.client() as client:
+        job = client.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()
+    assert job["status"] == "succeeded"
+    assert metric(api_metrics(), "evenhand_job_watch_wakeups_total") > before
+
+
 def test_api_and_worker_metrics(stack: Stack) -> None:
     stack.llm.control(faults=[{"kind": "500", "count": 1}])
     job = stack.wait_job(stack.submit(text=fresh_text("news_multiple_sides.txt"))["job_id"])

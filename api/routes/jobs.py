@@ -1,6 +1,5 @@
 """Reading jobs, with an optional long-poll."""
 
-import asyncio
 import json
 import time
 import uuid
@@ -12,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentKeyDep, SessionDep
+from api.deps import CurrentKeyDep, JobWatchDep, SessionDep, SettingsDep
 from api.schemas import JobPage
 from api.service import cancel, list_jobs, read_job, retry
 from evenhand.db import get_engine
@@ -20,8 +19,6 @@ from evenhand.models import FINISHED_STATUSES, ApiKey, JobStatus
 from evenhand.schemas import JobPublic
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-
-POLL_INTERVAL = 0.1  # seconds between database reads while a long-poll waits
 
 
 def _read_job_once(owner: ApiKey, job_id: uuid.UUID) -> JobPublic:
@@ -48,6 +45,7 @@ def get_jobs(
 async def get_job(
     job_id: uuid.UUID,
     owner: CurrentKeyDep,
+    watch: JobWatchDep,
     wait: Annotated[
         float,
         Query(
@@ -57,12 +55,13 @@ async def get_job(
 ) -> JobPublic:
     """A job's status, with its result once it succeeded or its error once it failed."""
     deadline = time.monotonic() + wait
-    while True:
-        job = await run_in_threadpool(_read_job_once, owner, job_id)
-        remaining = deadline - time.monotonic()
-        if job.status in FINISHED_STATUSES or remaining <= 0:
-            return job
-        await asyncio.sleep(min(POLL_INTERVAL, remaining))
+    with watch.watching(job_id) as changed:
+        while True:
+            job = await run_in_threadpool(_read_job_once, owner, job_id)
+            remaining = deadline - time.monotonic()
+            if job.status in FINISHED_STATUSES or remaining <= 0:
+                return job
+            await watch.wait(changed, remaining)
 
 
 SSE_HEARTBEAT = 15.0  # seconds between keep-alive comments, so proxies keep the stream open
@@ -78,29 +77,32 @@ def _sse(event: str, data: str) -> bytes:
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
 )
-async def job_events(job_id: uuid.UUID, owner: CurrentKeyDep) -> StreamingResponse:
+async def job_events(
+    job_id: uuid.UUID, owner: CurrentKeyDep, watch: JobWatchDep
+) -> StreamingResponse:
     """Server-sent events: `status` on every change, then `job` (the whole job) when it ends."""
-    first = await run_in_threadpool(_read_job_once, owner, job_id)  # 404 before streaming
+    await run_in_threadpool(_read_job_once, owner, job_id)  # 404 before streaming
 
     async def stream() -> AsyncIterator[bytes]:
-        job, last_status, started = first, None, time.monotonic()
+        last_status, started = None, time.monotonic()
         last_sent = started
-        while True:
-            if job.status != last_status:
-                last_status = job.status
-                last_sent = time.monotonic()
-                yield _sse("status", json.dumps({"status": job.status}))
-            if job.status in FINISHED_STATUSES:
-                yield _sse("job", job.model_dump_json())
-                return
-            now = time.monotonic()
-            if now - started > SSE_MAX_SECONDS:
-                return
-            if now - last_sent > SSE_HEARTBEAT:
-                last_sent = now
-                yield b": keep-alive\n\n"
-            await asyncio.sleep(POLL_INTERVAL)
-            job = await run_in_threadpool(_read_job_once, owner, job_id)
+        with watch.watching(job_id) as changed:
+            while True:
+                job = await run_in_threadpool(_read_job_once, owner, job_id)
+                if job.status != last_status:
+                    last_status = job.status
+                    last_sent = time.monotonic()
+                    yield _sse("status", json.dumps({"status": job.status}))
+                if job.status in FINISHED_STATUSES:
+                    yield _sse("job", job.model_dump_json())
+                    return
+                now = time.monotonic()
+                if now - started > SSE_MAX_SECONDS:
+                    return
+                if now - last_sent > SSE_HEARTBEAT:
+                    last_sent = now
+                    yield b": keep-alive\n\n"
+                await watch.wait(changed, SSE_HEARTBEAT)
 
     return StreamingResponse(
         stream(),
@@ -112,9 +114,11 @@ async def job_events(job_id: uuid.UUID, owner: CurrentKeyDep) -> StreamingRespon
 @router.delete(
     "/{job_id}", response_model=JobPublic, responses={409: {"description": "Already finished"}}
 )
-def cancel_job(job_id: uuid.UUID, owner: CurrentKeyDep, session: SessionDep) -> JobPublic:
+def cancel_job(
+    job_id: uuid.UUID, owner: CurrentKeyDep, session: SessionDep, settings: SettingsDep
+) -> JobPublic:
     """Cancel a queued or running job; it will never get a result."""
-    return cancel(session, owner, job_id)
+    return cancel(session, owner, job_id, settings)
 
 
 @router.post(
@@ -123,6 +127,8 @@ def cancel_job(job_id: uuid.UUID, owner: CurrentKeyDep, session: SessionDep) -> 
     response_model=JobPublic,
     responses={409: {"description": "Not failed or canceled"}},
 )
-def retry_job(job_id: uuid.UUID, owner: CurrentKeyDep, session: SessionDep) -> JobPublic:
+def retry_job(
+    job_id: uuid.UUID, owner: CurrentKeyDep, session: SessionDep, settings: SettingsDep
+) -> JobPublic:
     """Run a failed or canceled job again."""
-    return retry(session, owner, job_id)
+    return retry(session, owner, job_id, settings)

@@ -1,0 +1,112 @@
+"""Waking the requests that wait on a job (long-polls, event streams) when it changes.
+
+One Redis subscription per API process listens to the workers' announcements
+(`evenhand.events`) and sets the events of the requests waiting on that job. Written by hand:
+broadcaster-style libraries open a subscription per channel or per waiter; this needs one
+channel, one connection and a dictionary.
+"""
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+import redis.asyncio
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from evenhand.events import job_events_channel
+
+log = structlog.get_logger(__name__)
+
+# While subscribed, a waiter still reads the database this often, in case an announcement was
+# lost; while the subscription is down, it reads as often as it did before announcements existed.
+SUBSCRIBED_POLL_INTERVAL = 2.0
+UNSUBSCRIBED_POLL_INTERVAL = 0.1
+MAX_RECONNECT_DELAY = 5.0
+
+
+class JobWatch:
+    """Per API process: which requests wait on which job, and the subscription that wakes them."""
+
+    def __init__(self, redis_url: str, queue: str, registry: CollectorRegistry) -> None:
+        self.redis_url = redis_url
+        self.channel = job_events_channel(queue)
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.subscribed = False
+        self._subscribed_gauge = Gauge(
+            "evenhand_job_watch_subscribed",
+            "1 while this API process is subscribed to the workers' job announcements",
+            registry=registry,
+        )
+        self._wakeups = Counter(
+            "evenhand_job_watch_wakeups",
+            "Waiting requests (long-polls, event streams) woken by a job announcement",
+            registry=registry,
+        )
+
+    @property
+    def poll_interval(self) -> float:
+        return SUBSCRIBED_POLL_INTERVAL if self.subscribed else UNSUBSCRIBED_POLL_INTERVAL
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="job-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    @contextmanager
+    def watching(self, job_id: object) -> Iterator[asyncio.Event]:
+        """An event set whenever the job is announced. Enter it *before* reading the job, so
+        that a change between the read and the wait is not missed."""
+        key, event = str(job_id), asyncio.Event()
+        self._waiters.setdefault(key, set()).add(event)
+        try:
+            yield event
+        finally:
+            waiters = self._waiters.get(key)
+            if waiters is not None:
+                waiters.discard(event)
+                if not waiters:
+                    del self._waiters[key]
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> bool:
+        """Until the job is announced (True) or `timeout` seconds, capped at the poll interval,
+        pass (False)."""
+        try:
+            await asyncio.wait_for(event.wait(), min(timeout, self.poll_interval))
+        except TimeoutError:
+            return False
+        event.clear()
+        return True
+
+    def _wake(self, job_id: str) -> None:
+        for event in self._waiters.get(job_id, ()):
+            event.set()
+            self._wakeups.inc()
+
+    async def _listen(self) -> None:
+        delay = 0.5
+        while True:
+            client = redis.asyncio.Redis.from_url(self.redis_url, health_check_interval=30)
+            try:
+                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self.channel)
+                    self.subscribed = True
+                    self._subscribed_gauge.set(1)
+                    delay = 0.5
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            self._wake(message["data"].decode())
+            except (redis.RedisError, OSError) as exc:
+                log.warning("job_watch_unsubscribed", error=type(exc).__name__)
+            finally:
+                self.subscribed = False
+                self._subscribed_gauge.set(0)
+                await client.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RECONNECT_DELAY)
