@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from evenhand.config import Settings
 from evenhand.db import session_scope
+from evenhand.events import announce_job
 from evenhand.jobs import Claim, claim_job, fail_job, load_result, mark_succeeded
 from evenhand.metrics import JOBS_FINISHED
 from evenhand.models import ArgumentPoint, Article, Evidence, Job, Result
@@ -484,7 +485,16 @@ def run_job(job_id: uuid.UUID, settings: Settings, task_id: str | None = None) -
         log.info("job_not_claimed")
         return False
     claim, job, article = claimed
+    announce_job(settings.broker_url, settings.queue, job_id)  # now running
     log.info("job_started", provider=settings.provider, attempt=claim.attempt)
+    try:
+        return _run_claimed(claim, job, article, settings)
+    finally:
+        # finished, or given up to a canceler or another worker: either way, waiters read again
+        announce_job(settings.broker_url, settings.queue, job_id)
+
+
+def _run_claimed(claim: Claim, job: Job, article: SourceArticle, settings: Settings) -> bool:
     with keep_lease(claim, settings.job_lease_seconds) as lost:
         deadline = Deadline(settings.job_time_limit, lost)
         try:
