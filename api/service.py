@@ -250,8 +250,11 @@ def retry(session: Session, owner: ApiKey, job_id: uuid.UUID, settings: Settings
     job = _transition(
         session, owner, job_id, settings, requeue_job, "failed or canceled", "retried"
     )
+    queued = job_public(
+        session, job
+    )  # the answer is the job as queued: a worker may take it at once
     publish_job(session, job)
-    return job_public(session, job)
+    return queued
 
 
 def read_article(session: Session, owner: ApiKey, article_id: uuid.UUID) -> ArticlePublic:

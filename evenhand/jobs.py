@@ -117,7 +117,7 @@ def claim_job(
         col(Job.status) == JobStatus.queued,
         sa.and_(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now),
     )
-    claimed = session.exec(
+    attempts = session.exec(
         sa.update(Job)  # type: ignore[call-overload]
         .where(col(Job.id) == job_id, col(Job.attempts) < max_attempts, claimable)
         .values(
@@ -128,10 +128,11 @@ def claim_job(
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             task_id=task_id,
         )
-    )
+        .returning(Job.attempts)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
     session.commit()
-    if claimed.rowcount == 1:
-        attempts = session.exec(select(Job.attempts).where(Job.id == job_id)).one()
+    if attempts is not None:
         return Claim(job_id=job_id, token=token, attempt=attempts)
     fail_exhausted(session, [job_id], max_attempts)
     return None

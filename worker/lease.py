@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import structlog
 
-from evenhand.db import session_scope
+from evenhand.db import autocommit_scope
 from evenhand.jobs import Claim, renew_lease
 
 log = structlog.get_logger(__name__)
@@ -29,7 +29,7 @@ def keep_lease(claim: Claim, lease_seconds: float) -> Iterator[threading.Event]:
     def renew() -> None:
         while not stop.wait(lease_seconds / 3):
             try:
-                with session_scope() as session:
+                with autocommit_scope() as session:
                     held = renew_lease(session, claim, lease_seconds)
             except Exception as exc:  # a database hiccup: try again at the next beat
                 log.warning("lease_renewal_failed", error=type(exc).__name__)

@@ -8,13 +8,14 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 import structlog
 import trafilatura
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from evenhand.config import Settings
-from evenhand.db import session_scope
+from evenhand.db import autocommit_scope, session_scope
 from evenhand.events import announce_job
 from evenhand.jobs import Claim, claim_job, fail_job, load_result, mark_succeeded
 from evenhand.metrics import JOBS_FINISHED
@@ -402,19 +403,24 @@ def store_result(
     )
     session.add(row)
     session.flush()  # the result row first: points refer to it
-    for position, point in enumerate(result.argument_points):
-        point_row = ArgumentPoint(
+    point_rows = [
+        ArgumentPoint(
             result_id=row.id,
             position=position,
             claim=point.claim,
             speaker=point.speaker,
             premises=point.premises,
         )
-        session.add(point_row)
-        session.flush()  # the point's id, for its evidence rows
+        for position, point in enumerate(result.argument_points)
+    ]
+    session.add_all(point_rows)
+    session.flush()  # one multi-row INSERT ... RETURNING gives every point its id
+    for point_row, point in zip(point_rows, result.argument_points, strict=True):
         assert point_row.id is not None
-        for ev_position, ev in enumerate(point.evidence):
-            session.add(Evidence(point_id=point_row.id, position=ev_position, **ev.model_dump()))
+        session.add_all(
+            Evidence(point_id=point_row.id, position=ev_position, **ev.model_dump())
+            for ev_position, ev in enumerate(point.evidence)
+        )
     try:
         session.commit()
     except IntegrityError:
@@ -426,7 +432,8 @@ def store_result(
 def _load_claimed(
     job_id: uuid.UUID, settings: Settings, task_id: str | None
 ) -> tuple[Claim, Job, SourceArticle] | None:
-    with session_scope() as session:
+    # no transaction: the claim is one atomic UPDATE, and nothing is held while the LLM works
+    with autocommit_scope() as session:
         claim = claim_job(
             session,
             job_id,
@@ -436,10 +443,11 @@ def _load_claimed(
         )
         if claim is None:
             return None
-        job = session.get(Job, job_id)
-        assert job is not None
-        stored = session.get(Article, job.article_id)
-        assert stored is not None
+        job, stored = session.exec(
+            select(Job, Article)
+            .join(Article, col(Article.id) == col(Job.article_id))
+            .where(col(Job.id) == job_id)
+        ).one()
         article = SourceArticle(
             input_kind=stored.input_kind,
             raw_text=stored.raw_text,
@@ -448,7 +456,6 @@ def _load_claimed(
             source=stored.source,
             language=stored.language,
         )
-        session.commit()  # end the read transaction: nothing is held while the LLM works
         return claim, job, article
 
 
@@ -457,15 +464,13 @@ def _produce(
 ) -> tuple[ResultPublic, str]:
     prepared = prepare(article, settings)
     text_hash = content_hash(prepared.cleaned.text)
-    with session_scope() as session:
-        stored = session.get(Article, job.article_id)
-        assert stored is not None
-        stored.clean_text = prepared.cleaned.text
-        stored.content_hash = text_hash
-        if prepared.fetched is not None:
-            stored.raw_text = prepared.fetched
-        session.add(stored)
-        session.commit()
+    cleaned: dict[str, str] = {"clean_text": prepared.cleaned.text, "content_hash": text_hash}
+    if prepared.fetched is not None:
+        cleaned["raw_text"] = prepared.fetched
+    with autocommit_scope() as session:
+        session.exec(
+            sa.update(Article).where(col(Article.id) == job.article_id).values(**cleaned)  # type: ignore[call-overload]
+        )
         reused = reusable_result(session, text_hash, labels(settings))
     if reused is not None:
         # the same clean text through the same provider, model and prompt: no LLM call
@@ -502,7 +507,7 @@ def _run_claimed(claim: Claim, job: Job, article: SourceArticle, settings: Setti
             with session_scope() as session:
                 stored_ok = store_result(session, claim, job, result, text_hash)
         except PipelineError as exc:
-            with session_scope() as session:
+            with autocommit_scope() as session:
                 ended = fail_job(session, claim, exc.code, exc.message)
             if ended:
                 JOBS_FINISHED.labels("failed", exc.code).inc()
@@ -510,7 +515,7 @@ def _run_claimed(claim: Claim, job: Job, article: SourceArticle, settings: Setti
             return ended and job.callback_url is not None
         except Exception as exc:
             log.exception("job_crashed", error=type(exc).__name__)
-            with session_scope() as session:
+            with autocommit_scope() as session:
                 ended = fail_job(
                     session,
                     claim,
