@@ -1,18 +1,20 @@
-"""Dependencies shared by the routes: a database session and the caller's API key."""
+"""Dependencies shared by the routes: settings, a database session and the caller's API key."""
 
 from collections.abc import Iterator
 from typing import Annotated
 
+from cachetools import TTLCache
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import Problem
-from api.limits import enforce_rate_limit
+from api.limits import RateLimiter
 from api.watch import JobWatch
 from evenhand.config import Settings, get_settings
-from evenhand.db import get_engine
-from evenhand.keys import find_active_key
+from evenhand.db import autocommit_scope, get_engine
+from evenhand.keys import find_active_key, hash_key
 from evenhand.models import ApiKey
 
 
@@ -23,46 +25,79 @@ def get_session() -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
+
+async def settings_dependency() -> Settings:
+    # async, so FastAPI does not send it to the thread pool (as it does every plain `def`)
+    return get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(settings_dependency)]
+
 _bearer = HTTPBearer(
     auto_error=False, description="An evenhand API key: `evenhand keys create NAME`"
 )
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+def _read_key(plaintext: str) -> ApiKey | None:
+    # A session of its own, closed at once: a dependency's session would be held until the
+    # response is sent, and a long-poll or an event stream would keep a connection from the
+    # pool for its whole wait (32 of them exhausted the pool in the benchmarks).
+    with autocommit_scope() as session:
+        return find_active_key(session, plaintext)
 
 
-def get_current_key(
+class KeyCache:
+    """Active keys by hash for `ttl` seconds, so that most requests skip the database lookup.
+
+    A revoked key therefore keeps working for up to `ttl` seconds in each API process
+    (EVENHAND_KEY_CACHE_SECONDS; 0 turns the cache off). Unknown keys are never cached, so
+    guessing cannot fill it. Used from the event loop only, so it needs no lock.
+    """
+
+    def __init__(self, ttl: float, maxsize: int = 10_000) -> None:
+        self._keys: TTLCache[str, ApiKey] | None = TTLCache(maxsize, ttl) if ttl > 0 else None
+
+    async def find(self, plaintext: str) -> ApiKey | None:
+        if self._keys is None:
+            return await run_in_threadpool(_read_key, plaintext)
+        digest = hash_key(plaintext)
+        api_key = self._keys.get(digest)
+        if api_key is None:
+            api_key = await run_in_threadpool(_read_key, plaintext)
+            if api_key is not None:
+                self._keys[digest] = api_key
+        return api_key
+
+
+async def get_current_key(
+    request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
-    """The caller's active key, within its rate limit.
-
-    The key is read in a session of its own, closed at once: a dependency's session would be held
-    until the response is sent, and a long-poll or an event stream would keep a connection from
-    the pool for its whole wait (32 of them exhausted the pool in the benchmarks).
-    """
+    """The caller's active key, within its rate limit."""
     if credentials is None:
         raise Problem(
             401,
             "Send an API key as 'Authorization: Bearer <key>' (create one with 'evenhand keys create NAME').",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    with Session(get_engine()) as session:
-        api_key = find_active_key(session, credentials.credentials)
+    key_cache: KeyCache = request.app.state.key_cache
+    api_key = await key_cache.find(credentials.credentials)
     if api_key is None:
         raise Problem(
             401,
             "The API key is unknown or revoked.",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
-    enforce_rate_limit(api_key, settings)
+    rate_limiter: RateLimiter = request.app.state.rate_limiter
+    await rate_limiter.enforce(api_key, settings)
     return api_key
 
 
 CurrentKeyDep = Annotated[ApiKey, Depends(get_current_key)]
 
 
-def get_job_watch(request: Request) -> JobWatch:
+async def get_job_watch(request: Request) -> JobWatch:
     return request.app.state.job_watch
 
 

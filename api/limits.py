@@ -7,8 +7,8 @@ from functools import lru_cache
 import sqlalchemy as sa
 import structlog
 from limits import RateLimitItem, parse
-from limits.storage import RedisStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from sqlmodel import Session, col, func, select
 
 from api.errors import Problem
@@ -18,37 +18,38 @@ from evenhand.models import ApiKey, Job, Result
 log = structlog.get_logger(__name__)
 
 
-@lru_cache
-def _limiter(redis_url: str) -> MovingWindowRateLimiter:
-    # One storage (and Redis connection pool) per process and broker URL.
-    return MovingWindowRateLimiter(RedisStorage(redis_url))
+class RateLimiter:
+    """Per-key request limits in Redis (moving window), shared by every API replica. One per API
+    process: its asyncio Redis pool belongs to the process's event loop."""
+
+    def __init__(self, redis_url: str) -> None:
+        storage = RedisStorage(f"async+{redis_url}", implementation="redispy")
+        self._limiter = MovingWindowRateLimiter(storage)
+
+    async def enforce(self, api_key: ApiKey, settings: Settings) -> None:
+        """429 with Retry-After once the key used up its window. Fails open when Redis is away:
+        the API keeps accepting work during a broker outage (docs/reliability.md)."""
+        item = _item(api_key.rate_limit or settings.rate_limit)
+        # the key's hash, not its row id: unique even across deployments that share one Redis
+        identity = api_key.key_hash[:32]
+        try:
+            if await self._limiter.hit(item, "evenhand-api", identity):
+                return
+            stats = await self._limiter.get_window_stats(item, "evenhand-api", identity)
+        except Exception as exc:  # redis errors of several kinds
+            log.warning("rate_limit_unavailable", error=type(exc).__name__)
+            return
+        retry_after = max(1, int(stats.reset_time - datetime.now(UTC).timestamp()) + 1)
+        raise Problem(
+            429,
+            f"Rate limit of {item} for this API key exceeded; retry in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )
 
 
 @lru_cache
 def _item(rate: str) -> RateLimitItem:
     return parse(rate)
-
-
-def enforce_rate_limit(api_key: ApiKey, settings: Settings) -> None:
-    """429 with Retry-After once the key used up its window. Fails open when Redis is away:
-    the API keeps accepting work during a broker outage (docs/reliability.md)."""
-    item = _item(api_key.rate_limit or settings.rate_limit)
-    limiter = _limiter(settings.broker_url)
-    # the key's hash, not its row id: unique even across deployments that share one Redis
-    identity = api_key.key_hash[:32]
-    try:
-        if limiter.hit(item, "evenhand-api", identity):
-            return
-        reset_at = limiter.get_window_stats(item, "evenhand-api", identity).reset_time
-    except Exception as exc:  # redis errors of several kinds
-        log.warning("rate_limit_unavailable", error=type(exc).__name__)
-        return
-    retry_after = max(1, int(reset_at - datetime.now(UTC).timestamp()) + 1)
-    raise Problem(
-        429,
-        f"Rate limit of {item} for this API key exceeded; retry in {retry_after} s.",
-        headers={"Retry-After": str(retry_after)},
-    )
 
 
 def _seconds_to_midnight() -> int:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import fixture_text, fresh_text
-from tests.stack import Stack
+from tests.stack import Stack, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -172,7 +172,14 @@ def test_missing_wrong_and_revoked_keys_get_401(stack: Stack) -> None:
     assert doomed not in listing and doomed[:11] in listing
     key_id = next(line.split("│")[1].strip() for line in listing.splitlines() if "doomed" in line)
     stack.run_cli("keys", "revoke", key_id)
+    # the API trusts a key it looked up for EVENHAND_KEY_CACHE_SECONDS (5 s by default)
     with stack.client(doomed) as client:
+        wait_until(
+            lambda: client.get(f"/v1/jobs/{uuid.uuid4()}").status_code == 401,
+            15,
+            interval=0.5,
+            what="the revoked key to be refused",
+        )
         assert_problem(client.get(f"/v1/jobs/{uuid.uuid4()}"), 401)
 
 

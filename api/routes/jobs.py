@@ -8,13 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentKeyDep, JobWatchDep, SessionDep, SettingsDep
 from api.schemas import JobPage
 from api.service import cancel, list_jobs, read_job, retry
-from evenhand.db import get_engine
+from evenhand.db import autocommit_scope
 from evenhand.models import FINISHED_STATUSES, ApiKey, JobStatus
 from evenhand.schemas import JobPublic
 
@@ -23,7 +22,8 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 def _read_job_once(owner: ApiKey, job_id: uuid.UUID) -> JobPublic:
     # A short session per read: a long-poll must not hold a connection while it sleeps.
-    with Session(get_engine()) as session:
+    # No transaction: a job's result rows are committed with its status, so reads agree.
+    with autocommit_scope() as session:
         return read_job(session, owner, job_id)
 
 
