@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +33,6 @@ from tests.stack import (
 
 LOCAL_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def machine() -> dict[str, Any]:
@@ -76,19 +67,10 @@ def article_text(chars: int = 5000, tag: str | None = None) -> str:
 @contextmanager
 def services(tmp: Path) -> Iterator[tuple[str, str]]:
     """(postgres server URL, redis URL): the configured or local ones, else embedded ones."""
-    with ExitStack() as stack:
-        if "REDIS_URL" in os.environ:
-            redis_url = os.environ["REDIS_URL"]
-        elif _port_open(6379):
-            redis_url = LOCAL_REDIS
-        else:
-            redis_url = stack.enter_context(redis_service(tmp))
-        if "EVENHAND_TEST_DATABASE_URL" in os.environ:
-            pg = os.environ["EVENHAND_TEST_DATABASE_URL"]
-        elif _port_open(5432):
-            pg = LOCAL_PG
-        else:
-            pg = stack.enter_context(postgres_server(tmp))
+    with (
+        postgres_server(tmp, local=LOCAL_PG) as pg,
+        redis_service(tmp, local=LOCAL_REDIS) as redis_url,
+    ):
         yield pg, redis_url
 
 
@@ -155,10 +137,15 @@ class Bench:
     """One evenhand stack (API + fresh PostgreSQL database + own queue) with production defaults."""
 
     stack: Stack
+    pg_server: str
     database_url: str
     engine: sa.Engine
     llm: FakeLLM
-    workers: dict[str, Any] = field(default_factory=dict)
+
+    def sibling(self, name: str) -> AbstractContextManager[Bench]:
+        """Another stack like this one (same server, Redis and LLM) on a fresh database of its own."""
+        redis_url = self.stack.env["REDIS_URL"]
+        return bench_stack(name, self.pg_server, redis_url, self.stack.log_dir.parent, self.llm)
 
     def start_worker(self, name: str, *extra: str, timeout: float = 60) -> psutil.Process:
         log = self.stack.log_dir / f"{name}.log"
@@ -220,9 +207,15 @@ def stack_env(database_url: str, redis_url: str, llm: FakeLLM, name: str) -> dic
 
 
 @contextmanager
-def bench_stack(name: str, pg_server: str, redis_url: str, tmp: Path) -> Iterator[Bench]:
-    """API (started) + fake LLM + fresh database; workers are started by each figure."""
-    with fresh_database(pg_server) as database_url, fake_llm_service(tmp) as llm:
+def bench_stack(
+    name: str, pg_server: str, redis_url: str, tmp: Path, llm: FakeLLM | None = None
+) -> Iterator[Bench]:
+    """API (started) + fake LLM (a new one unless given) + fresh database; workers are started by
+    each figure. The database is dropped at the end, also on failure."""
+    with ExitStack() as resources:
+        database_url = resources.enter_context(fresh_database(pg_server))
+        if llm is None:
+            llm = resources.enter_context(fake_llm_service(tmp))
         log_dir = tmp / f"stack-{name}"
         log_dir.mkdir()
         stack = Stack(
@@ -238,15 +231,9 @@ def bench_stack(name: str, pg_server: str, redis_url: str, tmp: Path) -> Iterato
             stack.run_cli("migrate")
             stack.key = stack.new_key("bench")
             stack.start_api()
-            yield Bench(stack=stack, database_url=database_url, engine=engine, llm=llm)
+            yield Bench(
+                stack=stack, pg_server=pg_server, database_url=database_url, engine=engine, llm=llm
+            )
         finally:
             stack.stop()
             engine.dispose()
-
-
-def python() -> str:
-    return sys.executable
-
-
-def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, **kw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import os
 import re
@@ -523,6 +524,27 @@ def _bulk_insert(engine: sa.Engine, owner: int, others: list[int], start: int, s
         conn.execute(sa.text("ANALYZE"))
 
 
+def _add_points(engine: sa.Engine, job_id: str) -> None:
+    """Three argument points with two evidence quotes each on one bulk job's result, so that
+    GET /v1/jobs/{id} of that job reads a full result (the other bulk results have none)."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "WITH points AS ("
+                " INSERT INTO argument_point (result_id, position, claim, speaker, premises)"
+                " SELECT r.id, n, 'Claim ' || n || ' of the bulk article.', 'The author',"
+                " CAST(:premises AS json)"
+                " FROM result AS r, generate_series(0, 2) AS n"
+                " WHERE r.job_id = CAST(:job AS uuid) RETURNING id)"
+                ' INSERT INTO evidence (point_id, position, quote, start, "end", verified, score)'
+                " SELECT points.id, e, CASE e WHEN 0 THEN 'An article' ELSE 'bulk set' END,"
+                " CASE e WHEN 0 THEN 0 ELSE 18 END, CASE e WHEN 0 THEN 10 ELSE 26 END, true, 1.0"
+                " FROM points, generate_series(0, 1) AS e"
+            ),
+            {"job": job_id, "premises": '["A premise.", "Another premise."]'},
+        )
+
+
 def _time_requests(bench: Bench, job_id: str, n: int) -> dict[str, float]:
     out: dict[str, list[float]] = {"get_job_ms": [], "list_jobs_ms": [], "list_page2_ms": []}
     with bench.client() as client:
@@ -545,8 +567,19 @@ def _time_requests(bench: Bench, job_id: str, n: int) -> dict[str, float]:
     return {k: round(statistics.median(v), 2) for k, v in out.items() if v}
 
 
+def _job_count(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM job")).scalar_one()
+
+
 def fig_scale(bench: Bench, quick: bool, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    small, large = 1_000, (20_000 if quick else 1_000_000)
+    """Reads at 1,000 jobs and at 1,000,000, in a database and API of the figure's own: the run's
+    database already holds the jobs of the other figures."""
+    with bench.sibling("scale") as own:
+        return _scale(own, 1_000, 20_000 if quick else 1_000_000, 15 if quick else 50, log)
+
+
+def _scale(bench: Bench, small: int, large: int, reps: int, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     engine = bench.engine
     with engine.begin() as conn:
         owner = conn.execute(sa.text("SELECT max(id) FROM api_key")).scalar_one()
@@ -561,25 +594,28 @@ def fig_scale(bench: Bench, quick: bool, log) -> dict[str, Any]:  # type: ignore
                     {"n": f"other-{i}", "h": uuid.uuid4().hex + uuid.uuid4().hex},
                 ).scalar_one()
             )
-        # the rows other figures left behind do not count toward the sizes below
-        existing = conn.execute(sa.text("SELECT count(*) FROM job")).scalar_one()
     t = time.perf_counter()
     _bulk_insert(engine, owner, others, 0, small)
-    target_job = str(uuid.UUID(bytes=bytes.fromhex(__import__("hashlib").md5(b"j5").hexdigest())))
-    reps = 15 if quick else 50
+    # row 5: the benchmark key's, succeeded, with a result (see _bulk_insert)
+    target_job = str(uuid.UUID(hashlib.md5(b"j5").hexdigest()))
+    _add_points(engine, target_job)
+    small_jobs = _job_count(engine)
+    with bench.client() as client:
+        points = client.get(f"/v1/jobs/{target_job}").json()["result"]["argument_points"]
     at_small = _time_requests(bench, target_job, reps)
-    log(f"  at {small + existing} jobs: {at_small}")
+    log(f"  at {small_jobs:,} jobs: {at_small}")
     step = 200_000
     for a in range(small, large, step):
         _bulk_insert(engine, owner, others, a, min(a + step, large))
     insert_s = time.perf_counter() - t
-    with engine.connect() as conn:
-        total = conn.execute(sa.text("SELECT count(*) FROM job")).scalar_one()
+    large_jobs = _job_count(engine)
     at_large = _time_requests(bench, target_job, reps)
-    log(f"  at {total} jobs: {at_large} (inserted in {insert_s:.0f} s)")
+    log(f"  at {large_jobs:,} jobs: {at_large} (inserted in {insert_s:.0f} s)")
     return {
-        "small_jobs": small + existing,
-        "large_jobs": total,
+        "small_jobs": small_jobs,
+        "large_jobs": large_jobs,
+        "measured_job_points": len(points),
+        "measured_job_evidence": sum(len(p["evidence"]) for p in points),
         "small": at_small,
         "large": at_large,
         "get_job_ratio": round(at_large["get_job_ms"] / at_small["get_job_ms"], 2),
@@ -595,51 +631,50 @@ def fig_scale(bench: Bench, quick: bool, log) -> dict[str, Any]:  # type: ignore
 
 
 def fig_memory(bench: Bench, sampler: RssSampler, quick: bool, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """As many jobs as fit in the time, through the default worker with an instant LLM."""
-    budget = 4 if quick else 180
+    """A fixed number of jobs through the default worker with an instant LLM, ~300 kept queued
+    ahead of it, until all have finished or the time cap passes."""
+    target, batch, cap = (400, 100, 60) if quick else (10_000, 200, 900)
     bench.llm.control(latency=0.0)
     proc = bench.start_worker("w-memory")
     api = psutil.Process(bench.stack.processes["api"].pid)
-    total, done = 0, 0
-    t0 = time.time()
+    submitted: list[str] = []
     pending: list[str] = []
+    done = 0
+    t0 = time.time()
     series: list[tuple[float, float, float]] = []
-    while time.time() - t0 < budget:
-        # keep about 300 jobs queued ahead of the worker
-        if len(pending) < 300:
-            ids, _ = submit_batches(bench, 100 if quick else 200)
+    while True:
+        if len(submitted) < target and len(pending) < 300:
+            ids, _ = submit_batches(bench, min(batch, target - len(submitted)))
+            submitted += ids
             pending += ids
-            total += len(ids)
-        _, finished, _ = bench.finished(pending)
-        if finished:
-            with bench.engine.connect() as conn:
-                gone = (
-                    conn.execute(
-                        sa.text(
-                            "SELECT id::text FROM job WHERE id = ANY(CAST(:ids AS uuid[]))"
-                            " AND status IN ('succeeded','failed','canceled')"
-                        ),
-                        {"ids": pending},
-                    )
-                    .scalars()
-                    .all()
-                )
-            gone_set = set(gone)
-            pending = [p for p in pending if p not in gone_set]
-            done += len(gone_set)
+        with bench.engine.connect() as conn:
+            gone = set(
+                conn.execute(
+                    sa.text(
+                        "SELECT id::text FROM job WHERE id = ANY(CAST(:ids AS uuid[]))"
+                        " AND status IN ('succeeded','failed','canceled')"
+                    ),
+                    {"ids": pending},
+                ).scalars()
+            )
+        pending = [p for p in pending if p not in gone]
+        done += len(gone)
         series.append((time.time() - t0, rss_mb(proc) or 0.0, rss_mb(api) or 0.0))
+        if (len(submitted) >= target and not pending) or time.time() - t0 > cap:
+            break
         time.sleep(1)
-    # drain what is left, so the count is of finished jobs
-    _succeeded, finished, _ = wait_jobs(bench, pending, 60)
-    done += finished
-    series.append((time.time() - t0, rss_mb(proc) or 0.0, rss_mb(api) or 0.0))
     bench.stop_worker("w-memory")
+    canceled = cancel_unfinished(bench, pending)  # past the cap: leave nothing for later figures
+    succeeded, _, _ = bench.finished(submitted)
     n = len(series)
     pick = {"start": series[min(2, n - 1)], "middle": series[n // 2], "end": series[-1]}
     result = {
         "seconds": round(time.time() - t0, 1),
+        "jobs_target": target,
+        "jobs_submitted": len(submitted),
         "jobs_finished": done,
-        "jobs_submitted": total,
+        "jobs_succeeded": succeeded,
+        "canceled_at_cap": canceled,
         "worker_rss_mb": {k: round(v[1], 1) for k, v in pick.items()},
         "api_rss_mb": {k: round(v[2], 1) for k, v in pick.items()},
         "series": [(round(a, 1), round(b, 1), round(c, 1)) for a, b, c in series],
@@ -651,6 +686,7 @@ def fig_memory(bench: Bench, sampler: RssSampler, quick: bool, log) -> dict[str,
     result["worker_growth_mb"] = round(pick["end"][1] - pick["start"][1], 1)
     result["api_growth_mb"] = round(pick["end"][2] - pick["start"][2], 1)
     log(
-        f"  {done} jobs in {result['seconds']} s; worker RSS {result['worker_rss_mb']}, API {result['api_rss_mb']}"
+        f"  {done:,} of {target:,} jobs finished in {result['seconds']} s;"
+        f" worker RSS {result['worker_rss_mb']}, API {result['api_rss_mb']}"
     )
     return result

