@@ -68,10 +68,18 @@ def enforce_daily_quota(
     token_quota = (
         api_key.daily_tokens if api_key.daily_tokens is not None else settings.daily_tokens
     )
-    jobs_today = session.exec(
-        select(func.count())
-        .select_from(Job)
-        .where(Job.owner_id == api_key.id, col(Job.created_at) >= since)
+    # both sums in one round trip
+    jobs_today, tokens_today = session.exec(
+        select(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.owner_id == api_key.id, col(Job.created_at) >= since)
+            .scalar_subquery(),
+            select(sa.func.coalesce(func.sum(Result.prompt_tokens + Result.completion_tokens), 0))
+            .join(Job, col(Job.id) == col(Result.job_id))
+            .where(Job.owner_id == api_key.id, col(Result.created_at) >= since)
+            .scalar_subquery(),
+        )
     ).one()
     retry = {"Retry-After": str(_seconds_to_midnight())}
     if jobs_today + new_jobs > job_quota:
@@ -81,11 +89,6 @@ def enforce_daily_quota(
             f"({jobs_today} today); it resets at 00:00 UTC.",
             headers=retry,
         )
-    tokens_today = session.exec(
-        select(sa.func.coalesce(func.sum(Result.prompt_tokens + Result.completion_tokens), 0))
-        .join(Job, col(Job.id) == col(Result.job_id))
-        .where(Job.owner_id == api_key.id, col(Result.created_at) >= since)
-    ).one()
     if tokens_today >= token_quota:
         raise Problem(
             429,

@@ -28,7 +28,7 @@ from evenhand.jobs import (
     job_public,
     latest_result,
     load_result,
-    publish_job,
+    publish_jobs,
     requeue_job,
 )
 from evenhand.models import (
@@ -74,20 +74,25 @@ def replay(session: Session, owner: ApiKey, key: str, payload: ArticleCreate) ->
     return session.get(Job, record.job_id)
 
 
+def accepted(job: Job) -> ArticleAccepted:
+    # a replay answers exactly as the first request did: queued
+    return ArticleAccepted(job_id=job.id, article_id=job.article_id, status=JobStatus.queued)
+
+
 def submit_article(
     session: Session,
     owner: ApiKey,
     payload: ArticleCreate,
     settings: Settings,
     idempotency_key: str | None = None,
-) -> tuple[Job, bool]:
+) -> tuple[ArticleAccepted, bool]:
     """Store the article and its job, commit, then publish the job's task.
 
-    Returns the job and whether it is a replay of an earlier request with the same
+    Returns the accepted job and whether it is a replay of an earlier request with the same
     Idempotency-Key (nothing new is stored or published then).
     """
     if idempotency_key and (earlier := replay(session, owner, idempotency_key, payload)):
-        return earlier, True
+        return accepted(earlier), True
     enforce_daily_quota(session, owner, settings, new_jobs=1)
     job = add_job(session, owner, payload, settings)
     if idempotency_key:
@@ -101,17 +106,17 @@ def submit_article(
                 job_id=job.id,
             )
         )
+    answer = accepted(job)  # before the commit, which expires the row's attributes
     try:
         session.commit()  # the job is safe before anything is published
     except IntegrityError:
         # a concurrent request with the same key won the race: answer as it did
         session.rollback()
         if idempotency_key and (earlier := replay(session, owner, idempotency_key, payload)):
-            return earlier, True
+            return accepted(earlier), True
         raise
-    session.refresh(job)
-    publish_job(session, job)
-    return job, False
+    publish_jobs([answer.job_id])
+    return answer, False
 
 
 def add_job(
@@ -179,10 +184,9 @@ def submit_batch(
             session.rollback()
             problem.detail = f"articles[{index}]: {problem.detail}"
             raise
+    job_ids = [job.id for job in jobs]
     session.commit()
-    for job in jobs:
-        session.refresh(job)
-        publish_job(session, job)
+    publish_jobs(job_ids)
     return batch, jobs
 
 
@@ -250,10 +254,9 @@ def retry(session: Session, owner: ApiKey, job_id: uuid.UUID, settings: Settings
     job = _transition(
         session, owner, job_id, settings, requeue_job, "failed or canceled", "retried"
     )
-    queued = job_public(
-        session, job
-    )  # the answer is the job as queued: a worker may take it at once
-    publish_job(session, job)
+    # the answer is the job as queued: a worker may take it the moment it is published
+    queued = job_public(session, job)
+    publish_jobs([job.id])
     return queued
 
 

@@ -14,6 +14,7 @@ import structlog
 from sqlmodel import Session, col, select
 
 from evenhand.celery_app import SUMMARIZE_TASK, WEBHOOK_TASK, celery_app
+from evenhand.db import autocommit_scope
 from evenhand.models import (
     ArgumentPoint,
     Article,
@@ -59,19 +60,22 @@ def send_webhook(job_id: str) -> None:
         log.warning("webhook_publish_failed", job_id=job_id, error=type(exc).__name__)
 
 
-def publish_job(session: Session, job: Job) -> bool:
-    """Send the job's task. Call only after the job row is committed.
+def publish_jobs(job_ids: list[uuid.UUID]) -> int:
+    """Send the jobs' tasks, then mark the sent ones published in one UPDATE; how many were sent.
+    Call only after the job rows are committed.
 
-    When the broker is unreachable the job stays `queued` in the database, safe, with
-    `published_at` empty; the sweeper publishes it once the broker is back.
+    When the broker is unreachable the rest stay `queued` in the database, safe, with
+    `published_at` empty; the sweeper publishes them once the broker is back.
     """
-    if not send_job_task(job.id):
-        return False
-    session.exec(
-        sa.update(Job).where(col(Job.id) == job.id).values(published_at=utcnow())  # type: ignore[call-overload]
-    )
-    session.commit()
-    return True
+    sent = []
+    for job_id in job_ids:
+        if not send_job_task(job_id):
+            break
+        sent.append(job_id)
+    if sent:
+        with autocommit_scope() as session:
+            _update_job(session, col(Job.id).in_(sent), published_at=utcnow())
+    return len(sent)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from api.deps import CurrentKeyDep, SessionDep, SettingsDep
 from api.errors import Problem, invalid_body
 from api.schemas import SUBMIT_EXAMPLE, ArticleAccepted, ArticleCreate, ArticlePublic
 from api.service import read_article, submit_article
-from evenhand.models import JobStatus
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"])
 
@@ -95,12 +94,11 @@ def create_article(
     ] = None,
 ) -> ArticleAccepted:
     """Submit an article; answers 202 with the job to poll."""
-    job, replayed = submit_article(session, owner, payload, settings, idempotency_key)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    answer, replayed = submit_article(session, owner, payload, settings, idempotency_key)
+    response.headers["Location"] = f"/v1/jobs/{answer.job_id}"
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    # a replay answers exactly as the first request did
-    return ArticleAccepted(job_id=job.id, article_id=job.article_id, status=JobStatus.queued)
+    return answer
 
 
 @router.get("/{article_id}", response_model=ArticlePublic)
