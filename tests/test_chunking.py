@@ -188,6 +188,13 @@ def test_estimate_monotone_on_whitespace_free_text(text: str) -> None:
     assert costs == sorted(costs)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(codec="ascii"), max_size=200))
+def test_estimate_ascii_fast_path_agrees_with_the_general_one(text: str) -> None:
+    # A trailing ideographic space costs 1 and sends the text down the non-ASCII path.
+    assert estimate_tokens(text + "\u3000") == estimate_tokens(text) + 1
+
+
 _NON_BLANK = st.text(min_size=1).map(str.strip).filter(bool)
 
 

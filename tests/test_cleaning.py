@@ -3,12 +3,14 @@
 import time
 import unicodedata
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import trafilatura
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from worker import cleaning
 from worker.cleaning import CleanedText, clean_text, normalize_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "articles"
@@ -521,3 +523,10 @@ def test_clean_text_never_raises(raw: str) -> None:
 def test_ascii_never_grows(raw: str) -> None:
     result = clean_text(raw)
     assert result.chars_kept <= result.chars_in
+
+
+@given(st.text(alphabet=st.characters(codec="ascii")))
+def test_ascii_fast_path_agrees_with_the_general_one(raw: str) -> None:
+    fast = normalize_text(raw)
+    with mock.patch.object(cleaning, "_PLAIN_ASCII", b""):  # every ASCII text takes the slow path
+        assert normalize_text(raw) == fast

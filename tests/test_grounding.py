@@ -11,7 +11,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from rapidfuzz import fuzz
 
-from worker.grounding import MIN_FUZZY_CHARS, Grounder, QuoteMatch, find_term, normalize
+from worker.grounding import (
+    _MULTI,
+    _ONE_TO_ONE,
+    MIN_FUZZY_CHARS,
+    Grounder,
+    QuoteMatch,
+    _normalise_with_map,
+    find_term,
+    normalize,
+)
 
 ARTICLE = (
     "The council met on Tuesday.\n\n"
@@ -312,6 +321,47 @@ ALPHABET = st.sampled_from(
     + list("Привет世界こんにちはمرحبا")
     + ["🎉", "👍", "\u200d", "\u00a0", "\u00ad", "\u200b"]
 ) | st.characters(codec="utf-8")
+
+
+def _normalise_char_by_char(text: str) -> tuple[str, list[int]]:
+    """What ``_normalise_with_map`` computes in bulk, one character at a time."""
+    norm: list[str] = []
+    src: list[int] = []
+    i = 0
+    while i < len(text):
+        if text[i].isspace():
+            norm.append(" ")
+            src.append(i)
+            while i + 1 < len(text) and text[i + 1].isspace():
+                i += 1
+        else:
+            folded = text[i].casefold().translate(_ONE_TO_ONE)
+            out = "".join(_MULTI.get(c, c) for c in _MULTI.get(text[i], folded))
+            norm.append(out)
+            src.extend([i] * len(out))
+        i += 1
+    return "".join(norm), src
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "a b",
+        "a  b\n\nc",
+        " \t\r\n\u3000\u00a0\u2028x ",
+        "Straße … İ ﬁ\u00ad\u200b\ufeff “Σ”",
+    ],
+)
+def test_normalisation_map_examples(text: str) -> None:
+    assert _normalise_with_map(text) == _normalise_char_by_char(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(ALPHABET, max_size=300))
+def test_property_normalisation_map_matches_char_by_char(text: str) -> None:
+    assert _normalise_with_map(text) == _normalise_char_by_char(text)
 
 
 _VARIANTS = {

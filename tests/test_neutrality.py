@@ -10,8 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worker.neutrality import (
+    _KEY_TABLE,
+    _TOKEN_RE,
     VALENCE_THRESHOLD,
     NeutralityIssue,
+    TermScan,
     TermSpan,
     attributed_regions,
     loaded_terms,
@@ -200,6 +203,30 @@ def test_property_never_raises_on_arbitrary_text(text: str, extra: list[str]) ->
     assert all(a.end <= b.start for a, b in itertools.pairwise(found))
     for issue in unattributed_loaded_terms(text, extra):
         assert text[issue.start : issue.end] == issue.term
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.lists(
+            st.sampled_from([*"aSsΣσςİi'’ʼ‐‑- \n,.", "ΟΔΟΣ", "fiasco", "so-called", "witch hunt"]),
+            max_size=40,
+        ).map("".join),
+    ),
+    st.lists(st.sampled_from(["fiasco", "witch hunt", "“absurd”", "regime's", "ΟΔΟΣ"]), max_size=3),
+)
+def test_property_scan_tokens_as_one_regex_match_at_a_time(text: str, extra: list[str]) -> None:
+    """TermScan's bulk tokenising gives what matching and lowering token by token gives, and a
+    scan looked up twice answers as two fresh ones."""
+    scan = TermScan(text)
+    expected = [
+        (m.start(), m.end(), m.group().lower().translate(_KEY_TABLE))
+        for m in _TOKEN_RE.finditer(text)
+    ]
+    assert list(zip(scan._starts, scan._ends, scan._keys, strict=True)) == expected
+    assert scan.terms(extra) == loaded_terms(text, extra)
+    assert scan.terms() == loaded_terms(text)
 
 
 # --- neutrality gate -------------------------------------------------------------

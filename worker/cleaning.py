@@ -73,6 +73,8 @@ class _CharMap(dict[str, str]):
 
 _CHAR_MAP = _CharMap({ch: "\n" for ch in _LINE_BREAKS})
 _CHAR_MAP.update({"\n": "\n", "\t": "\t", " ": " "})
+# The ASCII characters _CHAR_MAP keeps as they are.
+_PLAIN_ASCII = b"\t\n" + bytes(range(0x20, 0x7F))
 
 _TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
 _BLANK_RUN = re.compile(r"\n{3,}")  # two or more blank lines -> one blank line
@@ -87,11 +89,14 @@ def normalize_text(raw: str) -> str:
     """
     text = raw.replace("\r\n", "\n")
     # One str.replace per distinct character that changes (usually none or a handful): much
-    # faster than a per-character str.translate over the whole article.
-    for ch in set(text):
-        value = _CHAR_MAP[ch]
-        if value != ch:
-            text = text.replace(ch, value)
+    # faster than a per-character str.translate over the whole article. ASCII text without
+    # control characters (other than tab and newline) has none, which bytes.translate tells
+    # faster than collecting the text's distinct characters.
+    if not text.isascii() or text.encode("ascii").translate(None, _PLAIN_ASCII):
+        for ch in set(text):
+            value = _CHAR_MAP[ch]
+            if value != ch:
+                text = text.replace(ch, value)
     # NFC never produces a format, control or non-ASCII space character, so this order is final.
     if not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
@@ -435,7 +440,10 @@ def clean_text(raw: str) -> CleanedText:
     _mark_trailer(stripped, drop)
 
     kept = [line for line, dropped in zip(lines, drop, strict=True) if not dropped]
-    text = _BLANK_RUN.sub("\n\n", "\n".join(kept)).strip()
+    text = "\n".join(kept)
+    if "\n\n\n" in text:  # a dropped line between blank ones; the search is much cheaper
+        text = _BLANK_RUN.sub("\n\n", text)
+    text = text.strip()
     return CleanedText(
         text=text,
         chars_in=len(raw),

@@ -104,6 +104,7 @@ _MULTI: dict[str, str] = {
     "\ufeff": "",  # BOM / zero-width no-break space
 }
 _STRIP_CHARS = " \"'"
+_ASCII = frozenset(map(chr, range(128)))
 
 # Fuzzy search tuning (see Grounder._fuzzy).
 _GRAM = 6  # character n-gram length used as anchors
@@ -142,13 +143,21 @@ def _normalise_with_map(text: str) -> tuple[str, list[int]]:
 
     Implementation: stretches of characters that normalise one-to-one are
     handled in bulk by ``str.casefold``/``str.translate`` (which is per
-    character, verified over all code points); only whitespace runs and the
-    few characters with multi-character (or empty) normal forms present in
-    this text are handled individually.  Cached because the same article
-    text is normalised by the Grounder and by every ``find_term`` call.
+    character, verified over all code points); a single ``" "`` is such a
+    character too, so only the other whitespace runs (line breaks, double
+    spaces) and the few characters with multi-character (or empty) normal
+    forms present in this text are handled individually -- a few dozen
+    matches for an article rather than one per word.  Cached because the
+    same article text is normalised by the Grounder and by every
+    ``find_term`` call.
     """
-    special = [c for c in set(text) if c in _MULTI or (not c.isspace() and len(c.casefold()) != 1)]
-    pattern = r"\s+"
+    # ASCII characters all fold one-to-one (and str.isascii is O(1))
+    special = [
+        c
+        for c in ("" if text.isascii() else set(text).difference(_ASCII))
+        if c in _MULTI or (not c.isspace() and len(c.casefold()) != 1)
+    ]
+    pattern = r"[^\S ]\s*| \s+"  # a whitespace run, unless it is one " "
     if special:
         pattern += "|[" + "".join(re.escape(c) for c in special) + "]"
     parts: list[str] = []

@@ -71,6 +71,7 @@ other punctuation (e.g. "regime's", "$$$") falls back to
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ from worker.grounding import find_term
 __all__ = [
     "VALENCE_THRESHOLD",
     "NeutralityIssue",
+    "TermScan",
     "TermSpan",
     "attributed_regions",
     "loaded_terms",
@@ -202,7 +204,6 @@ _REVERSING_PREFIXES = frozenset(
 _TOKEN_RE = re.compile(r"\w+(?:(?:[-\u2010\u2011]|['\u2019\u02bc](?![sS]\b))\w+)*")
 _PART_RE = re.compile(r"[^-\u2010\u2011]+")
 _KEY_TABLE = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2010": "-", "\u2011": "-"})
-_KEY_CHARS = frozenset(_KEY_TABLE)
 # A lexicon entry we accept: letters only, words joined by hyphens,
 # apostrophes or single spaces, no single-letter first word (emoticons such
 # as "x-d", "d-:" fail this), at least three characters.
@@ -215,6 +216,7 @@ class _Lexicon:
     multi: frozenset[str]  # multi-token terms, tokens joined by one space
     multi_first: frozenset[str]  # first token of each multi-token term
     max_tokens: int
+    starters: frozenset[str]  # single | multi_first: the keys a term may start at
 
 
 def _tokens(s: str) -> list[str]:
@@ -258,11 +260,13 @@ def _lexicon() -> _Lexicon:
         if toks is None:
             continue
         (single if len(toks) == 1 else multi).add(" ".join(toks))
+    multi_first = frozenset(k.split(" ", 1)[0] for k in multi)
     return _Lexicon(
         single=frozenset(single),
         multi=frozenset(multi),
-        multi_first=frozenset(k.split(" ", 1)[0] for k in multi),
+        multi_first=multi_first,
         max_tokens=max((k.count(" ") + 1 for k in multi), default=1),
+        starters=frozenset(single) | multi_first,
     )
 
 
@@ -296,74 +300,115 @@ def _resolve(cands: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return list(zip(starts, ends, strict=True))
 
 
+# ``_TOKEN_RE`` with the token captured, so that ``re.split`` yields
+# separators and tokens alternately.
+_SPLIT_RE = re.compile(f"({_TOKEN_RE.pattern})")
+
+
+class TermScan:
+    """The word tokens of one text, found once and looked up as often as
+    needed: the pipeline lists a source's lexicon terms before the LLM answers
+    and again with the model's own terms added.
+
+    Tokenising is a few C-level passes rather than Python work per token:
+    ``re.split`` gives separators and tokens alternately, offsets come from
+    their running lengths, and the keys from one ``lower()``/``translate()`` of
+    all tokens joined by NUL (no token contains one, and NUL is neither cased
+    nor case-ignorable, so ``lower()``'s final-sigma rule sees every token as
+    on its own).
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        parts = _SPLIT_RE.split(text)
+        n = len(parts) // 2
+        offsets = list(itertools.accumulate(map(len, parts), initial=0))
+        self._seps = parts[0::2]  # _seps[j]: the text between tokens j - 1 and j
+        self._starts = offsets[1 : 2 * n : 2]
+        self._ends = offsets[2 : 2 * n + 1 : 2]
+        keys = "\0".join(parts[1::2]).lower()
+        if not text.isascii():  # O(1), unlike looking for _KEY_TABLE's characters
+            keys = keys.translate(_KEY_TABLE)
+        self._keys = keys.split("\0") if n else []
+
+    def terms(self, extra_terms: Iterable[str] = ()) -> list[TermSpan]:
+        """:func:`loaded_terms` of the scanned text."""
+        text = self.text
+        if not text:
+            return []
+        lex = _lexicon()
+        cands: list[tuple[int, int]] = []
+
+        # Extra terms: token-wise where possible (all occurrences), else find_term.
+        extra_single: set[str] = set()
+        extra_multi: set[str] = set()
+        seen: set[str] = set()
+        for term in extra_terms:
+            if not isinstance(term, str) or term in seen:
+                continue
+            seen.add(term)
+            term = term.strip()
+            while len(term) >= 2 and term[0] in _CLOSERS and term[-1] in _CLOSERS[term[0]]:
+                term = term[1:-1].strip()  # a quoted term: "“fiasco”"
+            if not term:
+                continue
+            toks = _as_key(term)
+            if toks is None:
+                span = find_term(text, term)
+                if span is not None and span[0] < span[1]:
+                    cands.append(span)
+            elif len(toks) == 1:
+                extra_single.add(toks[0])
+            else:
+                extra_multi.add(" ".join(toks))
+        multi_first = lex.multi_first
+        max_tokens = lex.max_tokens
+        starters = lex.starters
+        if extra_multi:
+            multi_first = multi_first | {k.split(" ", 1)[0] for k in extra_multi}
+            max_tokens = max(max_tokens, *(k.count(" ") + 1 for k in extra_multi))
+        if extra_single or extra_multi:
+            starters = starters | extra_single | multi_first
+
+        keys, starts, ends, seps = self._keys, self._starts, self._ends, self._seps
+        single, multi = lex.single, lex.multi
+        # Only a token that may start a term, or a hyphenated one (checked part
+        # by part), can give a candidate.
+        for i in [i for i, key in enumerate(keys) if key in starters or "-" in key]:
+            key, s, e = keys[i], starts[i], ends[i]
+            if key in extra_single:
+                cands.append((s, e))
+            elif key in single:
+                if not _looks_like_name(text, s, e):
+                    cands.append((s, e))
+            elif "-" in key:
+                parts = list(_PART_RE.finditer(text, s, e))
+                if parts[0].group().lower() not in _REVERSING_PREFIXES:
+                    for p in parts:
+                        pkey = p.group().lower().translate(_KEY_TABLE)
+                        if pkey in extra_single or pkey in single:
+                            cands.append((p.start(), p.end()))
+            if key in multi_first:
+                phrase = key
+                for j in range(i + 1, min(len(keys), i + max_tokens)):
+                    if not seps[j].isspace():
+                        break
+                    phrase += " " + keys[j]
+                    if phrase in extra_multi or (
+                        phrase in multi and not _looks_like_name(text, s, e)
+                    ):
+                        cands.append((s, ends[j]))
+
+        return [TermSpan(text[s:e], s, e) for s, e in _resolve(cands)]
+
+
 def loaded_terms(text: str, extra_terms: Iterable[str] = ()) -> list[TermSpan]:
     """Every occurrence of a lexicon term in `text` (word boundaries,
     case-insensitive), plus each of `extra_terms` (e.g. the LLM's own list)
     found in the text; sorted by start, no overlaps (prefer the longer span),
-    deduplicated by span."""
-    if not text:
-        return []
-    lex = _lexicon()
-    cands: list[tuple[int, int]] = []
-
-    # Extra terms: token-wise where possible (all occurrences), else find_term.
-    extra_single: set[str] = set()
-    extra_multi: set[str] = set()
-    for term in extra_terms:
-        if not isinstance(term, str):
-            continue
-        term = term.strip()
-        while len(term) >= 2 and term[0] in _CLOSERS and term[-1] in _CLOSERS[term[0]]:
-            term = term[1:-1].strip()  # a quoted term: "“fiasco”"
-        if not term:
-            continue
-        toks = _as_key(term)
-        if toks is None:
-            span = find_term(text, term)
-            if span is not None and span[0] < span[1]:
-                cands.append(span)
-        elif len(toks) == 1:
-            extra_single.add(toks[0])
-        else:
-            extra_multi.add(" ".join(toks))
-    multi_first = lex.multi_first
-    max_tokens = lex.max_tokens
-    if extra_multi:
-        multi_first = multi_first | {k.split(" ", 1)[0] for k in extra_multi}
-        max_tokens = max(max_tokens, *(k.count(" ") + 1 for k in extra_multi))
-
-    translate = not _KEY_CHARS.isdisjoint(text)
-    toks: list[tuple[int, int, str]] = []
-    for m in _TOKEN_RE.finditer(text):
-        key = m.group().lower()
-        if translate:
-            key = key.translate(_KEY_TABLE)
-        toks.append((m.start(), m.end(), key))
-
-    single, multi = lex.single, lex.multi
-    for i, (s, e, key) in enumerate(toks):
-        if key in extra_single:
-            cands.append((s, e))
-        elif key in single:
-            if not _looks_like_name(text, s, e):
-                cands.append((s, e))
-        elif "-" in key:
-            parts = list(_PART_RE.finditer(text, s, e))
-            if parts[0].group().lower() not in _REVERSING_PREFIXES:
-                for p in parts:
-                    pkey = p.group().lower().translate(_KEY_TABLE)
-                    if pkey in extra_single or pkey in single:
-                        cands.append((p.start(), p.end()))
-        if key in multi_first:
-            phrase = key
-            for j in range(i + 1, min(len(toks), i + max_tokens)):
-                if not text[toks[j - 1][1] : toks[j][0]].isspace():
-                    break
-                phrase += " " + toks[j][2]
-                if phrase in extra_multi or (phrase in multi and not _looks_like_name(text, s, e)):
-                    cands.append((s, toks[j][1]))
-
-    return [TermSpan(text[s:e], s, e) for s, e in _resolve(cands)]
+    deduplicated by span.  To look up one text more than once, scan it once
+    with :class:`TermScan`."""
+    return TermScan(text).terms(extra_terms)
 
 
 # --- quotation -----------------------------------------------------------------

@@ -38,7 +38,7 @@ from worker.fetch import FetchPolicy, fetch_article
 from worker.grounding import Grounder
 from worker.lease import keep_lease
 from worker.llm import Conversation, Deadline, get_llm
-from worker.neutrality import loaded_terms, unattributed_loaded_terms
+from worker.neutrality import TermScan, unattributed_loaded_terms
 from worker.prompts import (
     PROMPT_VERSION,
     build_map_messages,
@@ -313,7 +313,8 @@ def analyse(
     """Summary, argument points, grounding and the neutrality check of one clean text."""
     text = cleaned.text
     grounder = Grounder(text)
-    lexicon_terms = [span.term for span in loaded_terms(text)]
+    scan = TermScan(text)  # tokenised once: the lexicon's terms now, the model's added below
+    lexicon_terms = [span.term for span in scan.terms()]
     label = labels(settings)
     if label.provider == "extractive":
         draft, usage = summarize_extractive(text, language=article.language), Usage()
@@ -324,7 +325,7 @@ def analyse(
     points = ground_points(draft, grounder)
     quotes = [ev for point in points for ev in point.evidence]
     # the source's loaded terms: the lexicon's plus the model's own list, each found in the text
-    source_terms = loaded_terms(text, extra_terms=draft.loaded_language)
+    source_terms = scan.terms(extra_terms=draft.loaded_language)
     leftover = unattributed_loaded_terms(draft.summary, [t.term for t in source_terms])
     return ResultPublic(
         article_type=draft.article_type,
