@@ -404,24 +404,29 @@ def store_result(
     )
     session.add(row)
     session.flush()  # the result row first: points refer to it
-    point_rows = [
-        ArgumentPoint(
-            result_id=row.id,
-            position=position,
-            claim=point.claim,
-            speaker=point.speaker,
-            premises=point.premises,
-        )
-        for position, point in enumerate(result.argument_points)
-    ]
-    session.add_all(point_rows)
-    session.flush()  # one multi-row INSERT ... RETURNING gives every point its id
-    for point_row, point in zip(point_rows, result.argument_points, strict=True):
-        assert point_row.id is not None
-        session.add_all(
-            Evidence(point_id=point_row.id, position=ev_position, **ev.model_dump())
+    # Points and evidence as bulk INSERTs rather than ORM objects: a result has dozens of rows,
+    # and the unit of work cost more CPU than the rest of the worker's database writes.
+    if result.argument_points:
+        point_ids = session.scalars(
+            sa.insert(ArgumentPoint).returning(ArgumentPoint.id, sort_by_parameter_order=True),
+            [
+                {
+                    "result_id": row.id,
+                    "position": position,
+                    "claim": point.claim,
+                    "speaker": point.speaker,
+                    "premises": point.premises,
+                }
+                for position, point in enumerate(result.argument_points)
+            ],
+        ).all()
+        evidence = [
+            {"point_id": point_id, "position": ev_position, **ev.model_dump()}
+            for point_id, point in zip(point_ids, result.argument_points, strict=True)
             for ev_position, ev in enumerate(point.evidence)
-        )
+        ]
+        if evidence:
+            session.execute(sa.insert(Evidence), evidence)
     try:
         session.commit()
     except IntegrityError:
