@@ -88,8 +88,12 @@ class Claim:
 
 
 def _update_job(session: Session, *where: Any, commit: bool = True, **values: Any) -> int:
-    """One conditional UPDATE of job rows; how many rows it changed."""
-    updated = session.exec(sa.update(Job).where(*where).values(**values))  # type: ignore[call-overload]
+    """One conditional UPDATE of job rows; how many rows it changed.
+
+    Sent through the session's connection, not the ORM: the ORM's bulk-UPDATE path would match
+    the WHERE against every loaded Job, and cost more CPU than the statement. Callers that keep
+    a loaded Job refresh it."""
+    updated = session.connection().execute(sa.update(Job).where(*where).values(**values))
     if commit:
         session.commit()
     return updated.rowcount
@@ -121,20 +125,23 @@ def claim_job(
         col(Job.status) == JobStatus.queued,
         sa.and_(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now),
     )
-    attempts = session.exec(
-        sa.update(Job)  # type: ignore[call-overload]
-        .where(col(Job.id) == job_id, col(Job.attempts) < max_attempts, claimable)
-        .values(
-            status=JobStatus.running,
-            attempts=Job.attempts + 1,
-            started_at=now,
-            lease_token=token,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            task_id=task_id,
+    attempts = (
+        session.connection()
+        .execute(
+            sa.update(Job)
+            .where(col(Job.id) == job_id, col(Job.attempts) < max_attempts, claimable)
+            .values(
+                status=JobStatus.running,
+                attempts=Job.attempts + 1,
+                started_at=now,
+                lease_token=token,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                task_id=task_id,
+            )
+            .returning(Job.attempts)
         )
-        .returning(Job.attempts)
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
+        .scalar_one_or_none()
+    )
     session.commit()
     if attempts is not None:
         return Claim(job_id=job_id, token=token, attempt=attempts)

@@ -404,29 +404,33 @@ def store_result(
     )
     session.add(row)
     session.flush()  # the result row first: points refer to it
-    # Points and evidence as bulk INSERTs rather than ORM objects: a result has dozens of rows,
-    # and the unit of work cost more CPU than the rest of the worker's database writes.
+    # Points and evidence as plain multi-row INSERTs rather than ORM objects: a result has
+    # dozens of rows, and the unit of work cost more CPU than the rest of the job's writes.
     if result.argument_points:
-        point_ids = session.scalars(
-            sa.insert(ArgumentPoint).returning(ArgumentPoint.id, sort_by_parameter_order=True),
-            [
-                {
-                    "result_id": row.id,
-                    "position": position,
-                    "claim": point.claim,
-                    "speaker": point.speaker,
-                    "premises": point.premises,
-                }
-                for position, point in enumerate(result.argument_points)
-            ],
-        ).all()
+        point_ids = (
+            session.connection()
+            .scalars(
+                sa.insert(ArgumentPoint).returning(ArgumentPoint.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "result_id": row.id,
+                        "position": position,
+                        "claim": point.claim,
+                        "speaker": point.speaker,
+                        "premises": point.premises,
+                    }
+                    for position, point in enumerate(result.argument_points)
+                ],
+            )
+            .all()
+        )
         evidence = [
             {"point_id": point_id, "position": ev_position, **ev.model_dump()}
             for point_id, point in zip(point_ids, result.argument_points, strict=True)
             for ev_position, ev in enumerate(point.evidence)
         ]
         if evidence:
-            session.execute(sa.insert(Evidence), evidence)
+            session.connection().execute(sa.insert(Evidence), evidence)
     try:
         session.commit()
     except IntegrityError:
@@ -474,8 +478,8 @@ def _produce(
     if prepared.fetched is not None:
         cleaned["raw_text"] = prepared.fetched
     with autocommit_scope() as session:
-        session.exec(
-            sa.update(Article).where(col(Article.id) == job.article_id).values(**cleaned)  # type: ignore[call-overload]
+        session.connection().execute(
+            sa.update(Article).where(col(Article.id) == job.article_id).values(**cleaned)
         )
         reused = reusable_result(session, text_hash, labels(settings))
     if reused is not None:
