@@ -23,7 +23,13 @@ class RateLimiter:
     process: its asyncio Redis pool belongs to the process's event loop."""
 
     def __init__(self, redis_url: str) -> None:
-        storage = RedisStorage(f"async+{redis_url}", implementation="redispy")
+        # short timeouts: with Redis away the limit fails open quickly instead of holding requests
+        storage = RedisStorage(
+            f"async+{redis_url}",
+            implementation="redispy",
+            socket_timeout=1,
+            socket_connect_timeout=1,
+        )
         self._limiter = MovingWindowRateLimiter(storage)
 
     async def enforce(self, api_key: ApiKey, settings: Settings) -> None:

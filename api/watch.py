@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import redis
 import redis.asyncio
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -102,7 +101,7 @@ class JobWatch:
                     async for message in pubsub.listen():
                         if message["type"] == "message":
                             self._wake(message["data"].decode())
-            except (redis.RedisError, OSError) as exc:
+            except Exception as exc:  # whatever ends the subscription, keep trying
                 log.warning("job_watch_unsubscribed", error=type(exc).__name__)
             finally:
                 self.subscribed = False

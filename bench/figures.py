@@ -75,20 +75,16 @@ def wait_jobs(
         time.sleep(0.25)
 
 
+def of_jobs(bench: Bench, select: str, where: str, ids: list[str]) -> list[Any]:
+    """One column of these jobs: `SELECT {select} FROM job WHERE id in ids AND {where}`."""
+    with bench.engine.connect() as conn:
+        query = f"SELECT {select} FROM job WHERE id = ANY(CAST(:ids AS uuid[])) AND {where}"
+        return list(conn.execute(sa.text(query), {"ids": ids}).scalars())
+
+
 def cancel_unfinished(bench: Bench, ids: list[str]) -> int:
     """Cancel what a stalled run left, so no later figure runs it."""
-    with bench.engine.connect() as conn:
-        left = (
-            conn.execute(
-                sa.text(
-                    "SELECT id::text FROM job WHERE id = ANY(CAST(:ids AS uuid[]))"
-                    " AND status IN ('queued','running')"
-                ),
-                {"ids": ids},
-            )
-            .scalars()
-            .all()
-        )
+    left = of_jobs(bench, "id::text", "status IN ('queued','running')", ids)
     if left:
         with bench.client() as client, ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda j: client.delete(f"/v1/jobs/{j}"), left))
@@ -120,23 +116,14 @@ def sustained_rate(bench: Bench, ids: list[str]) -> float:
     """Jobs finished per second between the 10th and the 90th percentile of finishing times:
     the steady state, without the ramp-up (submission, the first wave's lockstep) or the tail
     (the last wave, with the worker's slots emptying)."""
-    with bench.engine.connect() as conn:
-        times = (
-            conn.execute(
-                sa.text(
-                    "SELECT extract(epoch FROM finished_at) FROM job"
-                    " WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'succeeded'"
-                    " ORDER BY 1"
-                ),
-                {"ids": ids},
-            )
-            .scalars()
-            .all()
-        )
+    times = sorted(
+        float(t)
+        for t in of_jobs(bench, "extract(epoch FROM finished_at)", "status = 'succeeded'", ids)
+    )
     if len(times) < 10:
         return 0.0
     first, last = len(times) // 10, len(times) * 9 // 10
-    span = float(times[last]) - float(times[first])
+    span = times[last] - times[first]
     return (last - first) / span if span > 0 else 0.0
 
 
@@ -695,16 +682,8 @@ def fig_memory(bench: Bench, sampler: RssSampler, quick: bool, log) -> dict[str,
             ids, _ = submit_batches(bench, min(batch, target - len(submitted)))
             submitted += ids
             pending += ids
-        with bench.engine.connect() as conn:
-            gone = set(
-                conn.execute(
-                    sa.text(
-                        "SELECT id::text FROM job WHERE id = ANY(CAST(:ids AS uuid[]))"
-                        " AND status IN ('succeeded','failed','canceled')"
-                    ),
-                    {"ids": pending},
-                ).scalars()
-            )
+        finished = "status IN ('succeeded','failed','canceled')"
+        gone = set(of_jobs(bench, "id::text", finished, pending))
         pending = [p for p in pending if p not in gone]
         done += len(gone)
         series.append((time.time() - t0, rss_mb(proc) or 0.0, rss_mb(api) or 0.0))
