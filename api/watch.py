@@ -23,6 +23,7 @@ log = structlog.get_logger(__name__)
 SUBSCRIBED_POLL_INTERVAL = 2.0
 UNSUBSCRIBED_POLL_INTERVAL = 0.1
 MAX_RECONNECT_DELAY = 5.0
+HEALTH_CHECK_SECONDS = 15.0
 
 
 class JobWatch:
@@ -37,6 +38,11 @@ class JobWatch:
         self._subscribed_gauge = Gauge(
             "evenhand_job_watch_subscribed",
             "1 while this API process is subscribed to the workers' job announcements",
+            registry=registry,
+        )
+        self._waiting_gauge = Gauge(
+            "evenhand_job_watch_waiting",
+            "Requests of this API process waiting on a job (long-polls, event streams)",
             registry=registry,
         )
         self._wakeups = Counter(
@@ -64,9 +70,11 @@ class JobWatch:
         that a change between the read and the wait is not missed."""
         key, event = str(job_id), asyncio.Event()
         self._waiters.setdefault(key, set()).add(event)
+        self._waiting_gauge.inc()
         try:
             yield event
         finally:
+            self._waiting_gauge.dec()
             waiters = self._waiters.get(key)
             if waiters is not None:
                 waiters.discard(event)
@@ -91,15 +99,21 @@ class JobWatch:
     async def _listen(self) -> None:
         delay = 0.5
         while True:
-            client = redis.asyncio.Redis.from_url(self.redis_url, health_check_interval=30)
+            # get_message with a timeout, not listen(): listen() blocks on the socket forever and
+            # would never notice a connection that died silently; this way the health check
+            # (a PING every HEALTH_CHECK_SECONDS) runs, and keepalive covers the socket
+            client = redis.asyncio.Redis.from_url(
+                self.redis_url, health_check_interval=HEALTH_CHECK_SECONDS, socket_keepalive=True
+            )
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self.channel)
                     self.subscribed = True
                     self._subscribed_gauge.set(1)
                     delay = 0.5
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
+                    while True:
+                        message = await pubsub.get_message(timeout=HEALTH_CHECK_SECONDS)
+                        if message is not None and message["type"] == "message":
                             self._wake(message["data"].decode())
             except Exception as exc:  # whatever ends the subscription, keep trying
                 log.warning("job_watch_unsubscribed", error=type(exc).__name__)

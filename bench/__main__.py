@@ -195,10 +195,10 @@ def rows(results: dict[str, Any], quick: bool) -> list[dict[str, Any]]:
     jobs_target = m.get("jobs_target", 10_000)
     add(
         "memory_jobs",
-        "6. jobs in the memory run",
-        m.get("jobs_finished"),
+        "6. jobs succeeded in the memory run",
+        m.get("jobs_succeeded"),
         f"{jobs_target:,}" + (" (quick)" if quick else ""),
-        (m.get("jobs_finished") or 0) >= jobs_target,
+        (m.get("jobs_succeeded") or 0) >= jobs_target,
     )
     w = m.get("worker_rss_mb") or {}
     add("worker_rss_end_mb", "6. worker RSS at end", w.get("end"), "reported", None, "MB")

@@ -48,9 +48,13 @@ def get_engine() -> Engine:
 
 
 @lru_cache
-def get_autocommit_engine() -> Engine:
+def _autocommit(engine: Engine) -> Engine:
     # the same pool; only the isolation level of the connections it hands out differs
-    return get_engine().execution_options(isolation_level="AUTOCOMMIT")
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def get_autocommit_engine() -> Engine:
+    return _autocommit(get_engine())  # follows get_engine, whose cache tests clear
 
 
 @contextmanager

@@ -5,7 +5,7 @@ a cancel during a run) cannot both win.
 """
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -270,6 +270,9 @@ class SweepReport:
     reclaimed: int = 0  # running jobs whose worker died, queued again
     exhausted: int = 0  # jobs failed with too_many_attempts
     published: int = 0  # queued jobs (re)published
+    # the expired jobs it looked at, each now queued again, failed, or renewed by its worker
+    # meanwhile: whoever waits on them should read them again
+    expired: list[uuid.UUID] = field(default_factory=list)
 
 
 def sweep(
@@ -291,6 +294,7 @@ def sweep(
         )
     )
     if expired:
+        report.expired = expired
         report.exhausted = fail_exhausted(session, expired, max_attempts)
         reclaimed = session.exec(
             sa.update(Job)  # type: ignore[call-overload]

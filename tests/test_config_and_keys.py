@@ -1,10 +1,12 @@
 """Settings defaults and API key handling."""
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session
 
+from api.deps import KeyCache
 from evenhand import config, db
 from evenhand.config import Settings
 from evenhand.db import make_engine
@@ -42,6 +44,37 @@ def test_keys_are_stored_hashed_and_revocable(
             assert row.id is not None
             revoke_key(session, row.id)
             assert find_active_key(session, plaintext) is None
+    finally:
+        config.get_settings.cache_clear()
+        db.get_engine.cache_clear()
+
+
+def test_the_key_cache_keeps_active_keys_for_its_ttl_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cache.db'}")
+    config.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    try:
+        upgrade_to_head()
+        with Session(db.get_engine()) as session:
+            row, plaintext = create_key(session, "cached")
+            assert row.id is not None
+            key_id = row.id
+
+        async def scenario() -> None:
+            cache, uncached = KeyCache(ttl=0.5), KeyCache(ttl=0)
+            assert (await cache.find(plaintext)).id == key_id  # type: ignore[union-attr]
+            assert await cache.find("eh_unknown") is None
+            with Session(db.get_engine()) as session:
+                revoke_key(session, key_id)
+            # trusted until its lookup is 0.5 s old; an uncached lookup sees the revocation
+            assert (await cache.find(plaintext)).id == key_id  # type: ignore[union-attr]
+            assert await uncached.find(plaintext) is None
+            await asyncio.sleep(0.6)
+            assert await cache.find(plaintext) is None
+
+        asyncio.run(scenario())
     finally:
         config.get_settings.cache_clear()
         db.get_engine.cache_clear()

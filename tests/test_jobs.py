@@ -6,13 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from evenhand import config, db
 from evenhand.jobs import (
     cancel_job,
     claim_job,
     fail_job,
+    load_result,
     mark_succeeded,
     renew_lease,
     requeue_job,
@@ -20,7 +21,9 @@ from evenhand.jobs import (
 )
 from evenhand.keys import create_key
 from evenhand.migrate import upgrade_to_head
-from evenhand.models import Article, Job, JobStatus
+from evenhand.models import Article, Job, JobStatus, Result
+from evenhand.schemas import EXAMPLE_RESULT, ArgumentPointPublic, EvidencePublic, ResultPublic
+from worker.pipeline import store_result
 
 
 @pytest.fixture
@@ -108,3 +111,29 @@ def test_cancel_voids_a_running_claim_and_retry_starts_afresh(session: Session) 
     assert not requeue_job(session, job_id)  # queued: nothing to retry
     job = status(session, job_id)
     assert job.status == JobStatus.queued and job.attempts == 0 and job.finished_at is None
+
+
+def test_a_stored_result_reads_back_with_each_quote_on_its_own_point(session: Session) -> None:
+    job_id = new_job(session)
+    claim = claim_job(session, job_id, lease_seconds=30, max_attempts=3)
+    assert claim is not None
+
+    def quote(text: str) -> EvidencePublic:
+        return EvidencePublic(quote=text, start=0, end=len(text), verified=True, score=100.0)
+
+    points = [  # no quote, one, two: a quote on the wrong point would show
+        ArgumentPointPublic(
+            claim=f"claim {i}",
+            speaker="the author",
+            premises=[f"premise {i}"],
+            evidence=[quote(f"quote {i}.{j}") for j in range(i)],
+        )
+        for i in range(3)
+    ]
+    result = ResultPublic.model_validate(EXAMPLE_RESULT).model_copy(
+        update={"argument_points": points}
+    )
+    assert store_result(session, claim, status(session, job_id), result, "a-hash")
+    stored = session.exec(select(Result).where(Result.job_id == job_id)).one()
+    assert load_result(session, stored).argument_points == points
+    assert status(session, job_id).status == JobStatus.succeeded

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -71,24 +72,52 @@ def metric(text: str, name: str, **labels: str) -> float:
     return sum(values)
 
 
-def test_a_waiting_long_poll_is_woken_by_the_workers_announcement(stack: Stack) -> None:
-    # The worker announces each status change on Redis; the API answers a long-poll then,
-    # rather than at its next database read (every 2 s while it is subscribed).
-    def api_metrics() -> str:
-        return httpx.get(f"{stack.api_url}/metrics").text
+def _api_metrics(stack: Stack) -> str:
+    return httpx.get(f"{stack.api_url}/metrics").text
 
+
+def _running_job(stack: Stack, latency: float) -> str:
+    stack.llm.control(latency=latency)
+    job_id = stack.submit(text=fresh_text("single_sentence.txt"))["job_id"]
     wait_until(
-        lambda: metric(api_metrics(), "evenhand_job_watch_subscribed") == 1,
+        lambda: metric(_api_metrics(stack), "evenhand_job_watch_subscribed") == 1,
         10,
         what="the API's subscription to job announcements",
     )
-    before = metric(api_metrics(), "evenhand_job_watch_wakeups_total")
-    stack.llm.control(latency=1)
-    job_id = stack.submit(text=fresh_text("single_sentence.txt"))["job_id"]
+    with stack.client() as client:
+        wait_until(
+            lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "running",
+            30,
+            what="the job to run",
+        )
+    return job_id
+
+
+def test_a_waiting_long_poll_is_woken_when_its_job_ends(stack: Stack) -> None:
+    # The worker announces the job's end on Redis and the API answers the long-poll then. Without
+    # the announcement the wait would end at its next database read (every 2 s) with no wake-up.
+    job_id = _running_job(stack, latency=3)
+    before = metric(_api_metrics(stack), "evenhand_job_watch_wakeups_total")
     with stack.client() as client:
         job = client.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()
     assert job["status"] == "succeeded"
-    assert metric(api_metrics(), "evenhand_job_watch_wakeups_total") > before
+    assert metric(_api_metrics(stack), "evenhand_job_watch_wakeups_total") > before
+
+
+def test_a_cancel_wakes_the_long_poll_waiting_on_the_job(stack: Stack) -> None:
+    job_id = _running_job(stack, latency=8)
+    before = metric(_api_metrics(stack), "evenhand_job_watch_wakeups_total")
+    with stack.client() as client, ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(client.get, f"/v1/jobs/{job_id}", params={"wait": 30})
+        wait_until(
+            lambda: metric(_api_metrics(stack), "evenhand_job_watch_waiting") >= 1,
+            10,
+            what="the long-poll to wait",
+        )
+        assert client.delete(f"/v1/jobs/{job_id}").status_code == 200
+        assert waiting.result(timeout=30).json()["status"] == "canceled"
+    # woken by the API's own announcement (the worker's comes only when its LLM call returns)
+    assert metric(_api_metrics(stack), "evenhand_job_watch_wakeups_total") > before
 
 
 def test_api_and_worker_metrics(stack: Stack) -> None:

@@ -404,8 +404,9 @@ def store_result(
     )
     session.add(row)
     session.flush()  # the result row first: points refer to it
-    # Points and evidence as plain multi-row INSERTs rather than ORM objects: a result has
-    # dozens of rows, and the unit of work cost more CPU than the rest of the job's writes.
+    # Points and evidence as plain INSERTs rather than ORM objects: a result has dozens of rows,
+    # and the unit of work cost more CPU than the rest of the job's writes. On PostgreSQL each is
+    # one multi-row statement (SQLite gets one statement per point, in order).
     if result.argument_points:
         point_ids = (
             session.connection()
@@ -498,6 +499,9 @@ def run_job(job_id: uuid.UUID, settings: Settings, task_id: str | None = None) -
     claimed = _load_claimed(job_id, settings, task_id)
     if claimed is None:
         log.info("job_not_claimed")
+        # usually a duplicate delivery; but the claim may have failed the job for too many
+        # attempts, and its waiters should see that now
+        announce_job(settings.broker_url, settings.queue, job_id)
         return False
     claim, job, article = claimed
     announce_job(settings.broker_url, settings.queue, job_id)  # now running

@@ -8,6 +8,7 @@ from celery import Celery
 
 from evenhand.config import Settings
 from evenhand.db import session_scope
+from evenhand.events import announce_job
 from evenhand.jobs import forget_publications, sweep
 
 log = structlog.get_logger(__name__)
@@ -47,8 +48,15 @@ class Sweeper:
                 max_attempts=self.settings.max_attempts,
                 republish_after=self.settings.republish_after,
             )
+        for job_id in report.expired:
+            announce_job(self.settings.broker_url, self.settings.queue, job_id)
         if report.reclaimed or report.exhausted or report.published:
-            log.info("sweep", **vars(report))
+            log.info(
+                "sweep",
+                reclaimed=report.reclaimed,
+                exhausted=report.exhausted,
+                published=report.published,
+            )
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.sweep_interval):
