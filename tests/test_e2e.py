@@ -241,6 +241,13 @@ def test_logs_are_json_with_context_and_hold_no_key_or_article_text(stack: Stack
         if line.startswith("{")
     ]
     assert any(e.get("request_id") for e in api_events)
+    # the request id comes back: the client's own, else a new one
+    with stack.client() as client:
+        assert (
+            client.get("/healthz", headers={"X-Request-ID": "trace-7"}).headers["X-Request-ID"]
+            == "trace-7"
+        )
+        assert len(client.get("/healthz").headers["X-Request-ID"]) == 32
 
 
 def test_many_long_polls_do_not_starve_the_api(stack: Stack) -> None:

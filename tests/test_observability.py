@@ -12,10 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import fresh_text
-from tests.stack import Stack, wait_until
+from tests.stack import Stack, metric, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -59,17 +58,6 @@ def test_events_of_another_key_or_no_key_are_refused(stack: Stack) -> None:
     assert response.status_code == 404
     assert httpx.get(f"{stack.api_url}/v1/jobs/{job_id}/events").status_code == 401
     stack.wait_job(job_id)
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The sum of the samples of `name` whose labels include `labels` (in any order)."""
-    values = []
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and labels.items() <= sample.labels.items():
-                values.append(sample.value)
-    assert values, f"no {name} {labels} in metrics"
-    return sum(values)
 
 
 def _api_metrics(stack: Stack) -> str:

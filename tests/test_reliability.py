@@ -18,6 +18,7 @@ from tests.stack import (
     RedisProcess,
     Stack,
     fresh_database,
+    metric,
     results_per_job,
     running_stack,
     stop_process,
@@ -107,6 +108,14 @@ def test_redis_outage_under_load_loses_nothing(chaos: Stack, chaos_redis: RedisP
     time.sleep(2)
     chaos_redis.start()
     assert_all_succeeded_once(chaos, before + during)
+    # the API's job watch subscribed again by itself
+    wait_until(
+        lambda: (
+            metric(httpx.get(f"{chaos.api_url}/metrics").text, "evenhand_job_watch_subscribed") == 1
+        ),
+        30,
+        what="the job watch to resubscribe",
+    )
     # the worker consumes again by itself after the broker came back
     after = submit_many(chaos, 2)
     assert_all_succeeded_once(chaos, after, timeout=30)
