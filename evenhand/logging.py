@@ -52,6 +52,11 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # Celery's "Task ... received" and "Task ... succeeded in" lines say what the worker's own
+    # job_started and job_finished say (with the job's id): one line per event, half the volume.
+    # Failures still come through at WARNING and above.
+    for name in ("celery.worker.strategy", "celery.app.trace"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # httpx logs every request line with its URL; URLs of submitted articles stay out of the logs.
     for name in ("httpx", "httpcore", "httpx2", "openai"):
         logging.getLogger(name).setLevel(logging.WARNING)
