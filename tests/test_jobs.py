@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from evenhand import config, db
+from evenhand import config, db, jobs
 from evenhand.jobs import (
     cancel_job,
     claim_job,
@@ -137,3 +137,22 @@ def test_a_stored_result_reads_back_with_each_quote_on_its_own_point(session: Se
     stored = session.exec(select(Result).where(Result.job_id == job_id)).one()
     assert load_result(session, stored).argument_points == points
     assert status(session, job_id).status == JobStatus.succeeded
+
+
+def test_a_broker_failing_midway_leaves_the_unsent_jobs_for_the_sweeper(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_ids = [new_job(session) for _ in range(3)]
+    sent: list[uuid.UUID] = []
+
+    def broker_fails_after_one(job_id: uuid.UUID) -> bool:  # the broker, not our code, fails
+        if sent:
+            return False
+        sent.append(job_id)
+        return True
+
+    monkeypatch.setattr(jobs, "send_job_task", broker_fails_after_one)
+    assert jobs.publish_jobs(job_ids) == 1
+    published = {job_id: status(session, job_id).published_at for job_id in job_ids}
+    assert published[job_ids[0]] is not None
+    assert published[job_ids[1]] is None and published[job_ids[2]] is None
