@@ -164,8 +164,16 @@ def fig_concurrency(bench: Bench, sampler: RssSampler, quick: bool, log) -> dict
             submitted = time.time() - t0
             succeeded, finished, last = wait_jobs(bench, ids, timeout, stall=15)
             elapsed = ((last or time.time()) - t0) if finished >= len(ids) else time.time() - t0
-            rate = succeeded / elapsed if elapsed > 0 else 0.0
-            rounds.append((sustained_rate(bench, ids), rate))
+            rounds.append(
+                {
+                    "jobs_per_s": round(sustained_rate(bench, ids), 2),
+                    "jobs_per_s_with_ramp": round(succeeded / elapsed if elapsed > 0 else 0.0, 2),
+                    "succeeded": succeeded,
+                    "finished_in_time": finished,
+                    "submit_seconds": round(submitted, 2),
+                    "seconds": round(elapsed, 2),
+                }
+            )
             if finished < len(ids):
                 break
         stats = bench.llm.stats()
@@ -173,21 +181,17 @@ def fig_concurrency(bench: Bench, sampler: RssSampler, quick: bool, log) -> dict
         sampler.unwatch(name)
         bench.stop_worker(name, timeout=10)
         canceled = cancel_unfinished(bench, ids)  # leave nothing for the next configuration
-        sustained = statistics.median(r[0] for r in rounds)
-        rate = statistics.median(r[1] for r in rounds)
+        sustained = statistics.median(r["jobs_per_s"] for r in rounds)
+        rate = statistics.median(r["jobs_per_s_with_ramp"] for r in rounds)
         run = {
             "stalled": finished < len(ids),
             "canceled_after": canceled,
             "pool": pool,
             "concurrency": conc,
-            "jobs": n,
-            "succeeded": succeeded,
-            "finished_in_time": finished,
-            "submit_seconds": round(submitted, 2),
-            "seconds": round(elapsed, 2),
-            "jobs_per_s": round(sustained, 2),
+            "jobs": n,  # per round
+            "jobs_per_s": round(sustained, 2),  # medians of the rounds
             "jobs_per_s_with_ramp": round(rate, 2),
-            "rounds_jobs_per_s": [round(r[0], 2) for r in rounds],
+            "rounds": rounds,
             "ceiling_jobs_per_s": conc,  # one LLM call of 1 s per job
             "max_in_flight": stats.get("max_in_flight"),
             "llm_requests": stats.get("requests"),
