@@ -156,21 +156,19 @@ def fail_exhausted(session: Session, job_ids: list[uuid.UUID], max_attempts: int
         col(Job.status) == JobStatus.queued,
         sa.and_(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now),
     )
-    updated = session.exec(
-        sa.update(Job)  # type: ignore[call-overload]
-        .where(col(Job.id).in_(job_ids), col(Job.attempts) >= max_attempts, unheld)
-        .values(
-            status=JobStatus.failed,
-            error_code="too_many_attempts",
-            error_message=f"The job was started {max_attempts} times without finishing "
-            "(its worker stopped each time); it will not be tried again automatically.",
-            finished_at=now,
-            lease_token=None,
-            lease_expires_at=None,
-        )
+    return _update_job(
+        session,
+        col(Job.id).in_(job_ids),
+        col(Job.attempts) >= max_attempts,
+        unheld,
+        status=JobStatus.failed,
+        error_code="too_many_attempts",
+        error_message=f"The job was started {max_attempts} times without finishing "
+        "(its worker stopped each time); it will not be tried again automatically.",
+        finished_at=now,
+        lease_token=None,
+        lease_expires_at=None,
     )
-    session.commit()
-    return updated.rowcount
 
 
 def renew_lease(session: Session, claim: Claim, lease_seconds: float) -> bool:
@@ -256,13 +254,12 @@ def requeue_job(session: Session, job_id: uuid.UUID) -> bool:
 def forget_publications(session: Session) -> int:
     """Mark every queued job unpublished, so the sweeper publishes it again: after the broker
     restarted, messages it held may be gone (duplicates are harmless: only one run claims)."""
-    updated = session.exec(
-        sa.update(Job)  # type: ignore[call-overload]
-        .where(col(Job.status) == JobStatus.queued, col(Job.published_at).is_not(None))
-        .values(published_at=None)
+    return _update_job(
+        session,
+        col(Job.status) == JobStatus.queued,
+        col(Job.published_at).is_not(None),
+        published_at=None,
     )
-    session.commit()
-    return updated.rowcount
 
 
 @dataclass
@@ -296,20 +293,17 @@ def sweep(
     if expired:
         report.expired = expired
         report.exhausted = fail_exhausted(session, expired, max_attempts)
-        reclaimed = session.exec(
-            sa.update(Job)  # type: ignore[call-overload]
-            .where(
-                col(Job.id).in_(expired),
-                col(Job.status) == JobStatus.running,
-                col(Job.lease_expires_at) < now,
-                col(Job.attempts) < max_attempts,
-            )
-            .values(
-                status=JobStatus.queued, published_at=None, lease_token=None, lease_expires_at=None
-            )
+        report.reclaimed = _update_job(
+            session,
+            col(Job.id).in_(expired),
+            col(Job.status) == JobStatus.running,
+            col(Job.lease_expires_at) < now,
+            col(Job.attempts) < max_attempts,
+            status=JobStatus.queued,
+            published_at=None,
+            lease_token=None,
+            lease_expires_at=None,
         )
-        session.commit()
-        report.reclaimed = reclaimed.rowcount
     # Queued jobs nobody published (the broker was down when they came in), or published long
     # ago and never claimed (a lost message). A grace period leaves the API's own publish alone.
     unpublished = sa.and_(
@@ -325,23 +319,17 @@ def sweep(
     )
     for job_id in waiting:
         # reserve the job first, so that sweepers of several workers publish it once
-        reserved = session.exec(
-            sa.update(Job)  # type: ignore[call-overload]
-            .where(
-                col(Job.id) == job_id,
-                col(Job.status) == JobStatus.queued,
-                sa.or_(unpublished, stale),
-            )
-            .values(published_at=utcnow())
+        reserved = _update_job(
+            session,
+            col(Job.id) == job_id,
+            col(Job.status) == JobStatus.queued,
+            sa.or_(unpublished, stale),
+            published_at=utcnow(),
         )
-        session.commit()
-        if reserved.rowcount != 1:
+        if reserved != 1:
             continue
         if not send_job_task(job_id):
-            session.exec(
-                sa.update(Job).where(col(Job.id) == job_id).values(published_at=None)  # type: ignore[call-overload]
-            )
-            session.commit()
+            _update_job(session, col(Job.id) == job_id, published_at=None)
             break  # the broker is down: the next sweep tries again
         report.published += 1
     return report
