@@ -58,14 +58,12 @@ class KeyCache:
         self._keys: TTLCache[str, ApiKey] | None = TTLCache(maxsize, ttl) if ttl > 0 else None
 
     async def find(self, plaintext: str) -> ApiKey | None:
-        if self._keys is None:
-            return await run_in_threadpool(_read_key, plaintext)
         digest = hash_key(plaintext)
-        api_key = self._keys.get(digest)
-        if api_key is None:
-            api_key = await run_in_threadpool(_read_key, plaintext)
-            if api_key is not None:
-                self._keys[digest] = api_key
+        if self._keys is not None and (cached := self._keys.get(digest)) is not None:
+            return cached
+        api_key = await run_in_threadpool(_read_key, plaintext)
+        if api_key is not None and self._keys is not None:
+            self._keys[digest] = api_key
         return api_key
 
 
