@@ -241,7 +241,7 @@ def _transition(
     session.refresh(job)
     if not moved:
         raise Problem(409, f"The job is {job.status}; only a {allowed} job can be {done}.")
-    announce_job(settings.broker_url, settings.queue, job.id)
+    announce_job(settings, job.id)
     return job
 
 

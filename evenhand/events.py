@@ -12,6 +12,8 @@ from functools import lru_cache
 import redis
 import structlog
 
+from evenhand.config import Settings
+
 log = structlog.get_logger(__name__)
 
 
@@ -27,9 +29,9 @@ def _client(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
 
 
-def announce_job(redis_url: str, queue: str, job_id: uuid.UUID) -> None:
+def announce_job(settings: Settings, job_id: uuid.UUID) -> None:
     """Tell the API processes that job `job_id` changed. Call after the change is committed."""
     try:
-        _client(redis_url).publish(job_events_channel(queue), str(job_id))
+        _client(settings.broker_url).publish(job_events_channel(settings.queue), str(job_id))
     except redis.RedisError as exc:
         log.warning("job_announce_failed", error=type(exc).__name__)

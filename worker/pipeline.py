@@ -501,16 +501,16 @@ def run_job(job_id: uuid.UUID, settings: Settings, task_id: str | None = None) -
         log.info("job_not_claimed")
         # usually a duplicate delivery; but the claim may have failed the job for too many
         # attempts, and its waiters should see that now
-        announce_job(settings.broker_url, settings.queue, job_id)
+        announce_job(settings, job_id)
         return False
     claim, job, article = claimed
-    announce_job(settings.broker_url, settings.queue, job_id)  # now running
+    announce_job(settings, job_id)  # now running
     log.info("job_started", provider=settings.provider, attempt=claim.attempt)
     try:
         return _run_claimed(claim, job, article, settings)
     finally:
         # finished, or given up to a canceler or another worker: either way, waiters read again
-        announce_job(settings.broker_url, settings.queue, job_id)
+        announce_job(settings, job_id)
 
 
 def _run_claimed(claim: Claim, job: Job, article: SourceArticle, settings: Settings) -> bool:

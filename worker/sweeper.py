@@ -49,7 +49,7 @@ class Sweeper:
                 republish_after=self.settings.republish_after,
             )
         for job_id in report.expired:
-            announce_job(self.settings.broker_url, self.settings.queue, job_id)
+            announce_job(self.settings, job_id)
         if report.reclaimed or report.exhausted or report.published:
             log.info(
                 "sweep",
