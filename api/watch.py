@@ -8,7 +8,7 @@ channel, one connection and a dictionary.
 
 import asyncio
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import redis.asyncio
 import structlog
@@ -81,15 +81,11 @@ class JobWatch:
                 if not waiters:
                     del self._waiters[key]
 
-    async def wait(self, event: asyncio.Event, timeout: float) -> bool:
-        """Until the job is announced (True) or `timeout` seconds, capped at the poll interval,
-        pass (False)."""
-        try:
+    async def wait(self, event: asyncio.Event, timeout: float) -> None:
+        """Until the job is announced or `timeout` seconds, capped at the poll interval, pass."""
+        with suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), min(timeout, self.poll_interval))
-        except TimeoutError:
-            return False
         event.clear()
-        return True
 
     def _wake(self, job_id: str) -> None:
         for event in self._waiters.get(job_id, ()):
