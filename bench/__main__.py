@@ -15,6 +15,8 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -294,55 +296,56 @@ def plots(results: dict[str, Any], docs: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
+    written: list[str] = []
+
+    @contextmanager
+    def figure(name: str, title: str, xlabel: str, ylabel: str) -> Iterator[Any]:
+        """Axes to draw on; labelled, saved as docs/`name` and closed afterwards."""
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        yield ax
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(docs / name, dpi=100)
+        plt.close(fig)
+        written.append(name)
+
     runs = [
         r for r in results["figures"].get("concurrency", {}).get("runs", []) if "jobs_per_s" in r
     ]
     if runs:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for pool in sorted({r["pool"] for r in runs}):
-            pts = sorted((r["concurrency"], r["jobs_per_s"]) for r in runs if r["pool"] == pool)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{pool} pool")
-        xs = sorted({r["concurrency"] for r in runs})
-        ax.plot(xs, xs, ls=":", color="grey", label="ceiling (concurrency / 1 s)")
-        ax.axhline(57, ls="--", color="red", label="target 57 jobs/s")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("worker concurrency")
-        ax.set_ylabel("jobs/s (1 s LLM latency)")
-        ax.set_title("One evenhand worker: throughput vs concurrency")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(docs / "bench-concurrency.png", dpi=100)
-        plt.close(fig)
-        written.append("bench-concurrency.png")
+        with figure(
+            "bench-concurrency.png",
+            "One evenhand worker: throughput vs concurrency",
+            "worker concurrency",
+            "jobs/s (1 s LLM latency)",
+        ) as ax:
+            for pool in sorted({r["pool"] for r in runs}):
+                pts = sorted((r["concurrency"], r["jobs_per_s"]) for r in runs if r["pool"] == pool)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{pool} pool")
+            xs = sorted({r["concurrency"] for r in runs})
+            ax.plot(xs, xs, ls=":", color="grey", label="ceiling (concurrency / 1 s)")
+            ax.axhline(57, ls="--", color="red", label="target 57 jobs/s")
+            ax.set_xscale("log", base=2)
     lat = results["figures"].get("latency", {}).get("series_ms")
     if lat:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        ps = [*list(range(1, 100)), 99.5, 100]
-        ax.plot(ps, [figures.pct(lat, p) for p in ps], marker=".")
-        ax.axhline(100, ls="--", color="red", label="target median 100 ms")
-        ax.set_xlabel("percentile")
-        ax.set_ylabel("submit -> succeeded seen by a long-poll (ms)")
-        ax.set_title(f"Job latency, instant LLM ({len(lat)} sequential jobs)")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(docs / "bench-latency.png", dpi=100)
-        plt.close(fig)
-        written.append("bench-latency.png")
+        with figure(
+            "bench-latency.png",
+            f"Job latency, instant LLM ({len(lat)} sequential jobs)",
+            "percentile",
+            "submit -> succeeded seen by a long-poll (ms)",
+        ) as ax:
+            ps = [*list(range(1, 100)), 99.5, 100]
+            ax.plot(ps, [figures.pct(lat, p) for p in ps], marker=".")
+            ax.axhline(100, ls="--", color="red", label="target median 100 ms")
     mem = results["figures"].get("memory", {}).get("series")
     if mem:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        ax.plot([s[0] for s in mem], [s[1] for s in mem], label="worker RSS")
-        ax.plot([s[0] for s in mem], [s[2] for s in mem], label="API RSS")
-        ax.set_xlabel("seconds")
-        ax.set_ylabel("MB")
-        ax.set_ylim(bottom=0)
-        ax.set_title("RSS during the memory run")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(docs / "bench-memory.png", dpi=100)
-        plt.close(fig)
-        written.append("bench-memory.png")
+        with figure("bench-memory.png", "RSS during the memory run", "seconds", "MB") as ax:
+            ax.plot([s[0] for s in mem], [s[1] for s in mem], label="worker RSS")
+            ax.plot([s[0] for s in mem], [s[2] for s in mem], label="API RSS")
+            ax.set_ylim(bottom=0)
     return written
 
 
