@@ -10,6 +10,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import Problem
+from api.job_cache import JobCache
 from api.limits import RateLimiter
 from api.watch import JobWatch
 from evenhand.config import Settings, get_settings
@@ -100,3 +101,10 @@ async def get_job_watch(request: Request) -> JobWatch:
 
 
 JobWatchDep = Annotated[JobWatch, Depends(get_job_watch)]
+
+
+async def get_job_cache(request: Request) -> JobCache:
+    return request.app.state.job_cache
+
+
+JobCacheDep = Annotated[JobCache, Depends(get_job_cache)]

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import KeyCache
 from api.errors import install_error_handlers
+from api.job_cache import JobCache
 from api.limits import RateLimiter
 from api.routes import articles, batches, health, jobs, pages
 from api.routes.pages import STATIC_DIR
@@ -43,18 +44,24 @@ def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     registry = api_registry(settings.queue)
-    job_watch = JobWatch(settings.broker_url, settings.queue, registry)
+    job_cache = JobCache(settings.job_cache_seconds, registry)
+    job_watch = JobWatch(settings.broker_url, settings.queue, registry, job_cache)
+
+    rate_limiter = RateLimiter(settings.broker_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         job_watch.start()
+        rate_limiter.start()
         yield
+        await rate_limiter.stop()
         await job_watch.stop()
 
     app = FastAPI(title="evenhand", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.job_watch = job_watch
+    app.state.job_cache = job_cache
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
-    app.state.rate_limiter = RateLimiter(settings.broker_url)
+    app.state.rate_limiter = rate_limiter
     install_error_handlers(app)
 
     app.add_middleware(RequestIdMiddleware)

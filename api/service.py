@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api.errors import Problem
+from api.job_cache import JobCache
 from api.limits import enforce_daily_quota
 from api.schemas import (
     ArticleAccepted,
@@ -215,10 +216,15 @@ def read_batch(session: Session, owner: ApiKey, batch_id: uuid.UUID) -> BatchPub
     )
 
 
+def no_such_job(job_id: uuid.UUID) -> Problem:
+    # the same answer whether the job does not exist or belongs to another key
+    return Problem(404, f"No job {job_id} for this API key.")
+
+
 def get_owned_job(session: Session, owner: ApiKey, job_id: uuid.UUID) -> Job:
     job = session.get(Job, job_id)
     if job is None or job.owner_id != owner.id:
-        raise Problem(404, f"No job {job_id} for this API key.")
+        raise no_such_job(job_id)
     return job
 
 
@@ -231,6 +237,7 @@ def _transition(
     owner: ApiKey,
     job_id: uuid.UUID,
     settings: Settings,
+    cache: JobCache,
     move: Callable[[Session, uuid.UUID], bool],
     allowed: str,
     done: str,
@@ -241,18 +248,27 @@ def _transition(
     session.refresh(job)
     if not moved:
         raise Problem(409, f"The job is {job.status}; only a {allowed} job can be {done}.")
+    # this process's cache at once (the caller's next read must see the change), the other
+    # API processes through the announcement
+    cache.forget(job.id)
     announce_job(settings, job.id)
     return job
 
 
-def cancel(session: Session, owner: ApiKey, job_id: uuid.UUID, settings: Settings) -> JobPublic:
-    job = _transition(session, owner, job_id, settings, cancel_job, "queued or running", "canceled")
+def cancel(
+    session: Session, owner: ApiKey, job_id: uuid.UUID, settings: Settings, cache: JobCache
+) -> JobPublic:
+    job = _transition(
+        session, owner, job_id, settings, cache, cancel_job, "queued or running", "canceled"
+    )
     return job_public(session, job)
 
 
-def retry(session: Session, owner: ApiKey, job_id: uuid.UUID, settings: Settings) -> JobPublic:
+def retry(
+    session: Session, owner: ApiKey, job_id: uuid.UUID, settings: Settings, cache: JobCache
+) -> JobPublic:
     job = _transition(
-        session, owner, job_id, settings, requeue_job, "failed or canceled", "retried"
+        session, owner, job_id, settings, cache, requeue_job, "failed or canceled", "retried"
     )
     # the answer is the job as queued: a worker may take it the moment it is published
     queued = job_public(session, job)

@@ -1,12 +1,14 @@
 """Waking the requests that wait on a job (long-polls, event streams) when it changes.
 
 One Redis subscription per API process listens to the workers' announcements
-(`evenhand.events`) and sets the events of the requests waiting on that job. Written by hand:
+(`evenhand.events`), drops the job's cached answer (`api.job_cache`) and sets the events of the
+requests waiting on that job. Written by hand:
 broadcaster-style libraries open a subscription per channel or per waiter; this needs one
 channel, one connection and a dictionary.
 """
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -14,6 +16,7 @@ import redis.asyncio
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from api.job_cache import JobCache
 from evenhand.events import job_events_channel
 
 log = structlog.get_logger(__name__)
@@ -29,9 +32,12 @@ HEALTH_CHECK_SECONDS = 15.0
 class JobWatch:
     """Per API process: which requests wait on which job, and the subscription that wakes them."""
 
-    def __init__(self, redis_url: str, queue: str, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, redis_url: str, queue: str, registry: CollectorRegistry, cache: JobCache
+    ) -> None:
         self.redis_url = redis_url
         self.channel = job_events_channel(queue)
+        self.cache = cache
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._task: asyncio.Task[None] | None = None
         self.subscribed = False
@@ -87,7 +93,11 @@ class JobWatch:
             await asyncio.wait_for(event.wait(), min(timeout, self.poll_interval))
         event.clear()
 
-    def _wake(self, job_id: str) -> None:
+    def _changed(self, job_id: str) -> None:
+        try:
+            self.cache.forget(uuid.UUID(job_id))
+        except ValueError:  # not a job id: nothing of ours sends that
+            return
         for event in self._waiters.get(job_id, ()):
             event.set()
             self._wakeups.inc()
@@ -106,14 +116,16 @@ class JobWatch:
                     await pubsub.subscribe(self.channel)
                     self.subscribed = True
                     self._subscribed_gauge.set(1)
+                    self.cache.start_serving()
                     delay = 0.5
                     while True:
                         message = await pubsub.get_message(timeout=HEALTH_CHECK_SECONDS)
                         if message is not None and message["type"] == "message":
-                            self._wake(message["data"].decode())
+                            self._changed(message["data"].decode())
             except Exception as exc:  # whatever ends the subscription, keep trying
                 log.warning("job_watch_unsubscribed", error=type(exc).__name__)
             finally:
+                self.cache.stop_serving()
                 self.subscribed = False
                 self._subscribed_gauge.set(0)
                 await client.aclose()

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # per API key, unless the key has its own (evenhand keys create --rate-limit ...)
     rate_limit: str = "600/minute"  # requests to /v1, shared by all API replicas through Redis
     key_cache_seconds: float = 5.0  # an API process trusts a key it looked up for this long
+    # longest an API process answers a job from memory; an announced change drops it at once
+    job_cache_seconds: float = 10.0
     daily_jobs: int = 10_000  # articles submitted per UTC day
     daily_tokens: int = 5_000_000  # LLM tokens (prompt + completion) per UTC day
     max_json_depth: int = 32  # nesting of a JSON body (metadata included)

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -192,3 +193,38 @@ def test_webhook_to_a_metadata_address_is_never_sent(stack: Stack) -> None:
             "/v1/articles", json={"text": "A sentence.", "callback_url": "ftp://x/y"}
         )
     assert refused.status_code == 422
+
+
+def test_a_polled_job_is_answered_from_memory_until_it_changes(stack: Stack) -> None:
+    # The cache keeps an answer up to EVENHAND_JOB_CACHE_SECONDS (10 s); the worker's
+    # announcement of the job's end must drop it, so polling sees the end at once.
+    job_id = _running_job(stack, latency=3)
+    hits = metric(_api_metrics(stack), "evenhand_job_cache_lookups_total", result="hit")
+    with stack.client() as client:
+        assert [client.get(f"/v1/jobs/{job_id}").json()["status"] for _ in range(3)] == [
+            "running"
+        ] * 3
+        assert metric(_api_metrics(stack), "evenhand_job_cache_lookups_total", result="hit") > hits
+
+        def seen_succeeded() -> bool:
+            return client.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded"
+
+        wait_until(seen_succeeded, 30, interval=0.05, what="the job to succeed")
+        seen_at = time.time()
+        job = client.get(f"/v1/jobs/{job_id}").json()
+    finished_at = datetime.fromisoformat(job["finished_at"]).timestamp()
+    assert seen_at - finished_at < 1.5, "the cached answer outlived the job's change"
+    assert job["result"]["summary"]
+
+
+def test_a_canceled_job_reads_canceled_right_after_the_cancel(stack: Stack) -> None:
+    job_id = _running_job(stack, latency=5)
+    with stack.client() as client:
+        assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "running"  # now cached
+        assert client.delete(f"/v1/jobs/{job_id}").status_code == 200
+        assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "canceled"
+        retried = client.post(f"/v1/jobs/{job_id}/retry")
+        assert retried.status_code == 202
+        assert client.get(f"/v1/jobs/{job_id}").json()["status"] in ("queued", "running")
+    stack.llm.control(latency=0)
+    assert stack.wait_job(job_id)["status"] == "succeeded"

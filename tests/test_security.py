@@ -90,7 +90,8 @@ def test_rate_limit_per_key_answers_429_with_retry_after(stack: Stack) -> None:
         refused = client.get("/v1/jobs")
     assert refused.status_code == 429
     assert refused.headers["content-type"].startswith("application/problem+json")
-    assert 1 <= int(refused.headers["retry-after"]) <= 61
+    # sliding window: the rest of this window, plus the part of the next its 3 requests weigh
+    assert 1 <= int(refused.headers["retry-after"]) <= 60 + 20
     assert "3 per 1 minute" in refused.json()["detail"]
     with stack.client() as client:  # other keys are not affected
         assert client.get("/v1/jobs").status_code == 200

@@ -6,13 +6,14 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentKeyDep, JobWatchDep, SessionDep, SettingsDep
+from api.deps import CurrentKeyDep, JobCacheDep, JobWatchDep, SessionDep, SettingsDep
+from api.job_cache import CachedJob, JobCache
 from api.schemas import JobPage
-from api.service import cancel, list_jobs, read_job, retry
+from api.service import cancel, list_jobs, no_such_job, read_job, retry
 from evenhand.db import autocommit_scope
 from evenhand.models import FINISHED_STATUSES, ApiKey, JobStatus
 from evenhand.schemas import JobPublic
@@ -25,6 +26,22 @@ def _read_job_once(owner: ApiKey, job_id: uuid.UUID) -> JobPublic:
     # No transaction: a job's result rows are committed with its status, so reads agree.
     with autocommit_scope() as session:
         return read_job(session, owner, job_id)
+
+
+async def _answer(
+    owner: ApiKey, job_id: uuid.UUID, cache: JobCache, *, fresh: bool = False
+) -> CachedJob:
+    """The job as JSON: from this process's cache, unless `fresh` (a waiter's fallback read,
+    which is there to catch a lost announcement), else from the database."""
+    if not fresh and (cached := cache.get(job_id)) is not None:
+        if cached.owner_id != owner.id:
+            raise no_such_job(job_id)
+        return cached
+    reservation = cache.reserve(job_id)
+    job = await run_in_threadpool(_read_job_once, owner, job_id)
+    answer = CachedJob(owner_id=owner.id, status=job.status, body=job.model_dump_json().encode())
+    cache.fill(job_id, reservation, answer)
+    return answer
 
 
 @router.get("", response_model=JobPage)
@@ -46,22 +63,25 @@ async def get_job(
     job_id: uuid.UUID,
     owner: CurrentKeyDep,
     watch: JobWatchDep,
+    cache: JobCacheDep,
     wait: Annotated[
         float,
         Query(
             ge=0, le=30, description="Hold the request up to this many seconds until the job ends"
         ),
     ] = 0,
-) -> JobPublic:
+) -> Response:
     """A job's status, with its result once it succeeded or its error once it failed."""
     deadline = time.monotonic() + wait
     with watch.watching(job_id) as changed:
-        while True:
-            job = await run_in_threadpool(_read_job_once, owner, job_id)
+        answer = await _answer(owner, job_id, cache)
+        while answer.status not in FINISHED_STATUSES:
             remaining = deadline - time.monotonic()
-            if job.status in FINISHED_STATUSES or remaining <= 0:
-                return job
+            if remaining <= 0:
+                break
             await watch.wait(changed, remaining)
+            answer = await _answer(owner, job_id, cache, fresh=True)
+    return Response(answer.body, media_type="application/json")
 
 
 SSE_HEARTBEAT = 15.0  # seconds between keep-alive comments, so proxies keep the stream open
@@ -78,23 +98,25 @@ def _sse(event: str, data: str) -> bytes:
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
 )
 async def job_events(
-    job_id: uuid.UUID, owner: CurrentKeyDep, watch: JobWatchDep
+    job_id: uuid.UUID, owner: CurrentKeyDep, watch: JobWatchDep, cache: JobCacheDep
 ) -> StreamingResponse:
     """Server-sent events: `status` on every change, then `job` (the whole job) when it ends."""
-    await run_in_threadpool(_read_job_once, owner, job_id)  # 404 before streaming
+    await _answer(owner, job_id, cache)  # 404 before streaming
 
     async def stream() -> AsyncIterator[bytes]:
         last_status, started = None, time.monotonic()
         last_sent = started
+        fresh = False
         with watch.watching(job_id) as changed:
             while True:
-                job = await run_in_threadpool(_read_job_once, owner, job_id)
+                job = await _answer(owner, job_id, cache, fresh=fresh)
+                fresh = True
                 if job.status != last_status:
                     last_status = job.status
                     last_sent = time.monotonic()
                     yield _sse("status", json.dumps({"status": job.status}))
                 if job.status in FINISHED_STATUSES:
-                    yield _sse("job", job.model_dump_json())
+                    yield _sse("job", job.body.decode())
                     return
                 now = time.monotonic()
                 if now - started > SSE_MAX_SECONDS:
@@ -115,10 +137,14 @@ async def job_events(
     "/{job_id}", response_model=JobPublic, responses={409: {"description": "Already finished"}}
 )
 def cancel_job(
-    job_id: uuid.UUID, owner: CurrentKeyDep, session: SessionDep, settings: SettingsDep
+    job_id: uuid.UUID,
+    owner: CurrentKeyDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    cache: JobCacheDep,
 ) -> JobPublic:
     """Cancel a queued or running job; it will never get a result."""
-    return cancel(session, owner, job_id, settings)
+    return cancel(session, owner, job_id, settings, cache)
 
 
 @router.post(
@@ -128,7 +154,11 @@ def cancel_job(
     responses={409: {"description": "Not failed or canceled"}},
 )
 def retry_job(
-    job_id: uuid.UUID, owner: CurrentKeyDep, session: SessionDep, settings: SettingsDep
+    job_id: uuid.UUID,
+    owner: CurrentKeyDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    cache: JobCacheDep,
 ) -> JobPublic:
     """Run a failed or canceled job again."""
-    return retry(session, owner, job_id, settings)
+    return retry(session, owner, job_id, settings, cache)
