@@ -70,7 +70,12 @@ def autocommit_scope() -> Iterator[Session]:
     writes that need no transaction around them (a job's conditional UPDATE is atomic by itself).
 
     It saves the BEGIN and the COMMIT or ROLLBACK that the driver sends as round trips of their
-    own: a lookup costs one round trip instead of three.
+    own: a lookup costs one round trip instead of three. The session keeps one connection for the
+    whole block: bound to the engine, it would hand its connection back at every commit and check
+    one out (with its pre-ping) for the next statement.
     """
-    with Session(get_autocommit_engine(), expire_on_commit=False) as session:
+    with (
+        get_autocommit_engine().connect() as connection,
+        Session(connection, expire_on_commit=False) as session,
+    ):
         yield session

@@ -23,6 +23,7 @@ from evenhand.keys import create_key
 from evenhand.migrate import upgrade_to_head
 from evenhand.models import Article, Job, JobStatus, Result
 from evenhand.schemas import EXAMPLE_RESULT, ArgumentPointPublic, EvidencePublic, ResultPublic
+from worker.lease import LeaseKeeper
 from worker.pipeline import store_result
 
 
@@ -133,7 +134,7 @@ def test_a_stored_result_reads_back_with_each_quote_on_its_own_point(session: Se
     result = ResultPublic.model_validate(EXAMPLE_RESULT).model_copy(
         update={"argument_points": points}
     )
-    assert store_result(session, claim, status(session, job_id), result, "a-hash")
+    assert store_result(session, claim, status(session, job_id).article_id, result, "a-hash")
     stored = session.exec(select(Result).where(Result.job_id == job_id)).one()
     assert load_result(session, stored).argument_points == points
     assert status(session, job_id).status == JobStatus.succeeded
@@ -156,3 +157,24 @@ def test_a_broker_failing_midway_leaves_the_unsent_jobs_for_the_sweeper(
     published = {job_id: status(session, job_id).published_at for job_id in job_ids}
     assert published[job_ids[0]] is not None
     assert published[job_ids[1]] is None and published[job_ids[2]] is None
+
+
+def test_one_keeper_renews_every_held_lease_and_tells_when_one_is_lost(session: Session) -> None:
+    keeper = LeaseKeeper()
+    kept, canceled = new_job(session), new_job(session)
+    claims = [
+        claim_job(session, job_id, lease_seconds=0.6, max_attempts=3) for job_id in (kept, canceled)
+    ]
+    assert claims[0] is not None and claims[1] is not None
+    claimed_until = status(session, kept).lease_expires_at
+    assert claimed_until is not None
+    with keeper.hold(claims[0], 0.6) as kept_lost, keeper.hold(claims[1], 0.6) as canceled_lost:
+        time.sleep(0.9)  # renewed every 0.2 s: still held past the lease it was claimed with
+        renewed_until = status(session, kept).lease_expires_at
+        assert renewed_until is not None and renewed_until > claimed_until
+        assert claim_job(session, kept, lease_seconds=30, max_attempts=3) is None
+        assert cancel_job(session, canceled)
+        assert canceled_lost.wait(2)
+        assert not kept_lost.is_set()
+    time.sleep(0.8)  # let go: no longer renewed, the lease runs out and another worker claims it
+    assert claim_job(session, kept, lease_seconds=30, max_attempts=3) is not None

@@ -1,4 +1,4 @@
-"""Keeping a claimed job's lease alive while its worker works on it.
+"""Keeping claimed jobs' leases alive while their worker works on them.
 
 A worker that dies (SIGKILL, OOM, a lost machine) stops renewing; the sweeper then finds the
 expired lease and queues the job again within `job_lease_seconds` + `sweep_interval`, instead of
@@ -6,8 +6,10 @@ waiting for Redis's visibility timeout.
 """
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import structlog
 
@@ -17,31 +19,74 @@ from evenhand.jobs import Claim, renew_lease
 log = structlog.get_logger(__name__)
 
 
-@contextmanager
-def keep_lease(claim: Claim, lease_seconds: float) -> Iterator[threading.Event]:
-    """Renew the lease every third of its length until the block ends.
+@dataclass
+class _Held:
+    lease_seconds: float
+    lost: threading.Event
+    due: float  # time.monotonic() of the next renewal
 
-    Yields an event that is set when the claim is lost (the job was canceled or reclaimed):
-    the pipeline stops spending LLM calls on it.
+
+class LeaseKeeper:
+    """One thread per worker process renews the leases of all the claims it holds, each every
+    third of the lease's length: starting and joining a thread per job cost more CPU than a
+    short job's database work.
+
+    The thread starts with the first claim held (so after a prefork pool's fork, in the child).
     """
-    stop, lost = threading.Event(), threading.Event()
 
-    def renew() -> None:
-        while not stop.wait(lease_seconds / 3):
-            try:
-                with autocommit_scope() as session:
-                    held = renew_lease(session, claim, lease_seconds)
-            except Exception as exc:  # a database hiccup: try again at the next beat
-                log.warning("lease_renewal_failed", error=type(exc).__name__)
-                continue
-            if not held:
-                lost.set()
-                return
+    def __init__(self) -> None:
+        self._held: dict[Claim, _Held] = {}
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._wakes_at: float | None = None  # when the thread wakes next; None: when notified
 
-    thread = threading.Thread(target=renew, name=f"lease-{claim.job_id}", daemon=True)
-    thread.start()
-    try:
-        yield lost
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+    @contextmanager
+    def hold(self, claim: Claim, lease_seconds: float) -> Iterator[threading.Event]:
+        """Renew the claim's lease every third of `lease_seconds` until the block ends.
+
+        Yields an event that is set when the claim is lost (the job was canceled or reclaimed):
+        the pipeline stops spending LLM calls on it.
+        """
+        held = _Held(lease_seconds, threading.Event(), time.monotonic() + lease_seconds / 3)
+        with self._changed:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="evenhand-leases", daemon=True
+                )
+                self._thread.start()
+            self._held[claim] = held
+            if self._wakes_at is None or held.due < self._wakes_at:
+                self._changed.notify()  # else its turn comes at the wake already planned
+        try:
+            yield held.lost
+        finally:
+            with self._changed:
+                self._held.pop(claim, None)
+
+    def _due(self) -> list[tuple[Claim, _Held]]:
+        """Wait until some claims are due, and schedule their next renewal."""
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                due = [(claim, held) for claim, held in self._held.items() if held.due <= now]
+                if due:
+                    for _claim, held in due:
+                        held.due = now + held.lease_seconds / 3
+                    return due
+                self._wakes_at = min((held.due for held in self._held.values()), default=None)
+                self._changed.wait(None if self._wakes_at is None else self._wakes_at - now)
+
+    def _run(self) -> None:
+        while True:
+            for claim, held in self._due():
+                try:
+                    with autocommit_scope() as session:
+                        renewed = renew_lease(session, claim, held.lease_seconds)
+                except Exception as exc:  # a database hiccup: try again at the next beat
+                    log.warning("lease_renewal_failed", error=type(exc).__name__)
+                    continue
+                if not renewed:
+                    held.lost.set()
+                    with self._changed:  # lost for good: renew it no more
+                        if self._held.get(claim) is held:
+                            del self._held[claim]

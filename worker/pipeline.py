@@ -7,19 +7,20 @@ wrapper around `run_job`. No database session is held while the LLM is working.
 import hashlib
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
 import trafilatura
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from evenhand.config import Settings
 from evenhand.db import autocommit_scope, session_scope
 from evenhand.events import announce_job
 from evenhand.jobs import Claim, claim_job, fail_job, load_result, mark_succeeded
 from evenhand.metrics import JOBS_FINISHED
-from evenhand.models import ArgumentPoint, Article, Evidence, Job, Result
+from evenhand.models import ArgumentPoint, Article, Evidence, Job, Result, utcnow
 from evenhand.schemas import (
     ArgumentPointPublic,
     CleaningPublic,
@@ -36,7 +37,7 @@ from worker.errors import PipelineError
 from worker.extractive import summarize_extractive
 from worker.fetch import FetchPolicy, fetch_article
 from worker.grounding import Grounder
-from worker.lease import keep_lease
+from worker.lease import LeaseKeeper
 from worker.llm import Conversation, Deadline, get_llm
 from worker.neutrality import TermScan, unattributed_loaded_terms
 from worker.prompts import (
@@ -359,23 +360,60 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# The statements of every job, built once with bind parameters: building a statement and its
+# cache key cost more CPU than executing it. Core rather than the ORM: nothing a job reads is
+# changed through a session, and the ORM's load and unit-of-work paths cost more CPU than the
+# statements.
+_LOAD_JOB = (
+    sa.select(
+        Job.article_id,
+        Job.callback_url,
+        Article.input_kind,
+        Article.raw_text,
+        Article.url,
+        Article.title,
+        Article.source,
+        Article.language,
+    )
+    .join_from(Job, Article, col(Article.id) == col(Job.article_id))
+    .where(col(Job.id) == sa.bindparam("job_id"))
+)
+# SET: the columns given with the statement's parameters (clean_text, content_hash, raw_text)
+_UPDATE_ARTICLE = sa.update(Article).where(col(Article.id) == sa.bindparam("article"))
+_REUSABLE_RESULT = (
+    sa.select(Result.id)
+    .where(
+        col(Result.content_hash) == sa.bindparam("text_hash"),
+        col(Result.provider) == sa.bindparam("label_provider"),
+        col(Result.model) == sa.bindparam("label_model"),
+        col(Result.prompt_version) == sa.bindparam("label_prompt_version"),
+    )
+    .order_by(col(Result.created_at))
+    .limit(1)
+)
+_INSERT_RESULT = sa.insert(Result)
+_INSERT_POINTS = sa.insert(ArgumentPoint).returning(ArgumentPoint.id, sort_by_parameter_order=True)
+_INSERT_EVIDENCE = sa.insert(Evidence)
+
+
 def reusable_result(session: Session, text_hash: str, label: Labels) -> ResultPublic | None:
     """A stored result for the same clean text, provider, model and prompt version."""
-    row = session.exec(
-        select(Result)
-        .where(
-            Result.content_hash == text_hash,
-            Result.provider == label.provider,
-            Result.model == label.model,
-            Result.prompt_version == label.prompt_version,
-        )
-        .order_by(col(Result.created_at))
-    ).first()
+    # the id alone first: almost every lookup finds nothing
+    params = {
+        "text_hash": text_hash,
+        "label_provider": label.provider,
+        "label_model": label.model,
+        "label_prompt_version": label.prompt_version,
+    }
+    result_id = session.connection().execute(_REUSABLE_RESULT, params).scalar()
+    if result_id is None:
+        return None
+    row = session.get(Result, result_id)
     return load_result(session, row) if row is not None else None
 
 
 def store_result(
-    session: Session, claim: Claim, job: Job, result: ResultPublic, text_hash: str
+    session: Session, claim: Claim, article_id: uuid.UUID, result: ResultPublic, text_hash: str
 ) -> bool:
     """Write the result and mark the job succeeded in one transaction.
 
@@ -385,53 +423,55 @@ def store_result(
     if not mark_succeeded(session, claim):
         session.rollback()
         return False
-    row = Result(
-        job_id=job.id,
-        article_id=job.article_id,
-        content_hash=text_hash,
-        article_type=result.article_type,
-        thesis=result.thesis,
-        summary=result.summary,
-        loaded_language=[term.model_dump() for term in result.loaded_language],
-        summary_loaded_terms=[t.model_dump() for t in result.neutrality.summary_loaded_terms],
-        provider=result.provider,
-        model=result.model,
-        prompt_version=result.prompt_version,
-        **result.usage.model_dump(),
-        quotes=result.grounding.quotes,
-        verified=result.grounding.verified,
-        **result.cleaning.model_dump(),
+    # A result has dozens of rows: on PostgreSQL points and evidence are one multi-row statement
+    # each (SQLite gets one statement per point, in order).
+    result_id = uuid.uuid4()
+    connection = session.connection()
+    connection.execute(
+        _INSERT_RESULT,
+        {
+            "id": result_id,
+            "job_id": claim.job_id,
+            "article_id": article_id,
+            "content_hash": text_hash,
+            "article_type": result.article_type,
+            "thesis": result.thesis,
+            "summary": result.summary,
+            "loaded_language": [term.model_dump() for term in result.loaded_language],
+            "summary_loaded_terms": [
+                t.model_dump() for t in result.neutrality.summary_loaded_terms
+            ],
+            "provider": result.provider,
+            "model": result.model,
+            "prompt_version": result.prompt_version,
+            **result.usage.model_dump(),
+            "quotes": result.grounding.quotes,
+            "verified": result.grounding.verified,
+            **result.cleaning.model_dump(),
+            "created_at": utcnow(),
+        },
     )
-    session.add(row)
-    session.flush()  # the result row first: points refer to it
-    # Points and evidence as plain INSERTs rather than ORM objects: a result has dozens of rows,
-    # and the unit of work cost more CPU than the rest of the job's writes. On PostgreSQL each is
-    # one multi-row statement (SQLite gets one statement per point, in order).
     if result.argument_points:
-        point_ids = (
-            session.connection()
-            .scalars(
-                sa.insert(ArgumentPoint).returning(ArgumentPoint.id, sort_by_parameter_order=True),
-                [
-                    {
-                        "result_id": row.id,
-                        "position": position,
-                        "claim": point.claim,
-                        "speaker": point.speaker,
-                        "premises": point.premises,
-                    }
-                    for position, point in enumerate(result.argument_points)
-                ],
-            )
-            .all()
-        )
+        point_ids = connection.scalars(
+            _INSERT_POINTS,
+            [
+                {
+                    "result_id": result_id,
+                    "position": position,
+                    "claim": point.claim,
+                    "speaker": point.speaker,
+                    "premises": point.premises,
+                }
+                for position, point in enumerate(result.argument_points)
+            ],
+        ).all()
         evidence = [
             {"point_id": point_id, "position": ev_position, **ev.model_dump()}
             for point_id, point in zip(point_ids, result.argument_points, strict=True)
             for ev_position, ev in enumerate(point.evidence)
         ]
         if evidence:
-            session.connection().execute(sa.insert(Evidence), evidence)
+            connection.execute(_INSERT_EVIDENCE, evidence)
     try:
         session.commit()
     except IntegrityError:
@@ -440,9 +480,17 @@ def store_result(
     return True
 
 
-def _load_claimed(
-    job_id: uuid.UUID, settings: Settings, task_id: str | None
-) -> tuple[Claim, Job, SourceArticle] | None:
+@dataclass(frozen=True)
+class ClaimedJob:
+    """What a run needs of the job it claimed, detached from any database session."""
+
+    claim: Claim
+    article_id: uuid.UUID
+    callback_url: str | None
+    article: SourceArticle
+
+
+def _load_claimed(job_id: uuid.UUID, settings: Settings, task_id: str | None) -> ClaimedJob | None:
     # no transaction: the claim is one atomic UPDATE, and nothing is held while the LLM works
     with autocommit_scope() as session:
         claim = claim_job(
@@ -454,34 +502,31 @@ def _load_claimed(
         )
         if claim is None:
             return None
-        job, stored = session.exec(
-            select(Job, Article)
-            .join(Article, col(Article.id) == col(Job.article_id))
-            .where(col(Job.id) == job_id)
-        ).one()
-        article = SourceArticle(
-            input_kind=stored.input_kind,
-            raw_text=stored.raw_text,
-            url=stored.url,
-            title=stored.title,
-            source=stored.source,
-            language=stored.language,
-        )
-        return claim, job, article
+        row = session.connection().execute(_LOAD_JOB, {"job_id": job_id}).one()
+    article = SourceArticle(
+        input_kind=row.input_kind,
+        raw_text=row.raw_text,
+        url=row.url,
+        title=row.title,
+        source=row.source,
+        language=row.language,
+    )
+    return ClaimedJob(claim, row.article_id, row.callback_url, article)
 
 
-def _produce(
-    job: Job, article: SourceArticle, settings: Settings, deadline: Deadline
-) -> tuple[ResultPublic, str]:
+def _produce(job: ClaimedJob, settings: Settings, deadline: Deadline) -> tuple[ResultPublic, str]:
+    article = job.article
     prepared = prepare(article, settings)
     text_hash = content_hash(prepared.cleaned.text)
-    cleaned: dict[str, str] = {"clean_text": prepared.cleaned.text, "content_hash": text_hash}
+    cleaned: dict[str, Any] = {
+        "article": job.article_id,
+        "clean_text": prepared.cleaned.text,
+        "content_hash": text_hash,
+    }
     if prepared.fetched is not None:
         cleaned["raw_text"] = prepared.fetched
     with autocommit_scope() as session:
-        session.connection().execute(
-            sa.update(Article).where(col(Article.id) == job.article_id).values(**cleaned)
-        )
+        session.connection().execute(_UPDATE_ARTICLE, cleaned)
         reused = reusable_result(session, text_hash, labels(settings))
     if reused is not None:
         # the same clean text through the same provider, model and prompt: no LLM call
@@ -492,34 +537,36 @@ def _produce(
     return analyse(article, prepared.cleaned, settings, deadline), text_hash
 
 
-def run_job(job_id: uuid.UUID, settings: Settings, task_id: str | None = None) -> bool:
-    """Run one job to `succeeded` or `failed`; True when this run ended it and it has a
-    callback URL (its webhook is due). A job that cannot be claimed (finished, canceled, held by a live worker, a duplicate
-    delivery) is left alone."""
-    claimed = _load_claimed(job_id, settings, task_id)
-    if claimed is None:
+def run_job(
+    job_id: uuid.UUID, settings: Settings, leases: LeaseKeeper, task_id: str | None = None
+) -> bool:
+    """Run one job to `succeeded` or `failed`, its lease kept by `leases`; True when this run
+    ended it and it has a callback URL (its webhook is due). A job that cannot be claimed
+    (finished, canceled, held by a live worker, a duplicate delivery) is left alone."""
+    job = _load_claimed(job_id, settings, task_id)
+    if job is None:
         log.info("job_not_claimed")
         # usually a duplicate delivery; but the claim may have failed the job for too many
         # attempts, and its waiters should see that now
         announce_job(settings, job_id)
         return False
-    claim, job, article = claimed
     announce_job(settings, job_id)  # now running
-    log.info("job_started", provider=settings.provider, attempt=claim.attempt)
+    log.info("job_started", provider=settings.provider, attempt=job.claim.attempt)
     try:
-        return _run_claimed(claim, job, article, settings)
+        return _run_claimed(job, settings, leases)
     finally:
         # finished, or given up to a canceler or another worker: either way, waiters read again
         announce_job(settings, job_id)
 
 
-def _run_claimed(claim: Claim, job: Job, article: SourceArticle, settings: Settings) -> bool:
-    with keep_lease(claim, settings.job_lease_seconds) as lost:
+def _run_claimed(job: ClaimedJob, settings: Settings, leases: LeaseKeeper) -> bool:
+    claim = job.claim
+    with leases.hold(claim, settings.job_lease_seconds) as lost:
         deadline = Deadline(settings.job_time_limit, lost)
         try:
-            result, text_hash = _produce(job, article, settings, deadline)
+            result, text_hash = _produce(job, settings, deadline)
             with session_scope() as session:
-                stored_ok = store_result(session, claim, job, result, text_hash)
+                stored_ok = store_result(session, claim, job.article_id, result, text_hash)
         except PipelineError as exc:
             with autocommit_scope() as session:
                 ended = fail_job(session, claim, exc.code, exc.message)

@@ -11,6 +11,7 @@ from prometheus_client import start_http_server
 from evenhand.celery_app import SUMMARIZE_TASK, WEBHOOK_TASK, celery_app
 from evenhand.config import get_settings
 from evenhand.jobs import send_webhook
+from worker.lease import LeaseKeeper
 from worker.pipeline import run_job
 from worker.sweeper import Sweeper
 from worker.webhooks import DeliveryFailed, deliver
@@ -31,10 +32,19 @@ def _clear_task_context(**_kwargs: object) -> None:
     structlog.contextvars.clear_contextvars()
 
 
-@celery_app.task(name=SUMMARIZE_TASK, bind=True)
-def summarize_job(self: Task, job_id: str) -> None:
+class SummarizeTask(Task):
+    """Celery makes one instance of a task per process: it owns the lease keeper that all the
+    process's jobs share."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.leases = LeaseKeeper()
+
+
+@celery_app.task(name=SUMMARIZE_TASK, bind=True, base=SummarizeTask)
+def summarize_job(self: SummarizeTask, job_id: str) -> None:
     """Summarize the article of job `job_id` (re-read from the database)."""
-    webhook_due = run_job(uuid.UUID(job_id), get_settings(), task_id=self.request.id)
+    webhook_due = run_job(uuid.UUID(job_id), get_settings(), self.leases, task_id=self.request.id)
     if webhook_due:
         send_webhook(job_id)
 
