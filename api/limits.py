@@ -163,12 +163,14 @@ class RateLimiter:
                 self._unsent.discard(state)
             try:
                 replies = await pipe.execute()
-            except (redis.RedisError, OSError) as exc:
+            except Exception as exc:  # redis errors of several kinds; fail open
                 log.warning("rate_limit_unavailable", error=type(exc).__name__)
                 replies = None
+            finally:
+                for state in states:
+                    state.sync = None
         totals = iter(reply for reply in (replies or []) if isinstance(reply, list))
         for state, window, pending in sent:
-            state.sync = None
             if replies is None:  # decide on this process's own counts for a while
                 if window != state.window:
                     state.previous = state.current + pending if window == state.window + 1 else 0
