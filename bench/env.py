@@ -142,10 +142,12 @@ class Bench:
     engine: sa.Engine
     llm: FakeLLM
 
-    def sibling(self, name: str) -> AbstractContextManager[Bench]:
-        """Another stack like this one (same server, Redis and LLM) on a fresh database of its own."""
+    def sibling(self, name: str, **settings: str) -> AbstractContextManager[Bench]:
+        """Another stack like this one (same server, Redis and LLM) on a fresh database of its own,
+        with these environment settings on top."""
         redis_url = self.stack.env["REDIS_URL"]
-        return bench_stack(name, self.pg_server, redis_url, self.stack.log_dir.parent, self.llm)
+        tmp = self.stack.log_dir.parent
+        return bench_stack(name, self.pg_server, redis_url, tmp, self.llm, **settings)
 
     def start_worker(self, name: str, *extra: str, timeout: float = 60) -> psutil.Process:
         log = self.stack.log_dir / f"{name}.log"
@@ -208,7 +210,12 @@ def stack_env(database_url: str, redis_url: str, llm: FakeLLM, name: str) -> dic
 
 @contextmanager
 def bench_stack(
-    name: str, pg_server: str, redis_url: str, tmp: Path, llm: FakeLLM | None = None
+    name: str,
+    pg_server: str,
+    redis_url: str,
+    tmp: Path,
+    llm: FakeLLM | None = None,
+    **settings: str,
 ) -> Iterator[Bench]:
     """API (started) + fake LLM (a new one unless given) + fresh database; workers are started by
     each figure. The database is dropped at the end, also on failure."""
@@ -220,7 +227,7 @@ def bench_stack(
         log_dir.mkdir()
         stack = Stack(
             name=name,
-            env=stack_env(database_url, redis_url, llm, name),
+            env={**stack_env(database_url, redis_url, llm, name), **settings},
             api_url=f"http://127.0.0.1:{free_port()}",
             key="",
             llm=llm,
