@@ -25,7 +25,7 @@ from evenhand.models import JobStatus
 
 
 @dataclass(frozen=True, slots=True)
-class CachedJob:
+class JobAnswer:
     owner_id: int
     status: JobStatus
     body: bytes  # the job as JSON, exactly as the route answers it
@@ -40,10 +40,11 @@ class JobCache:
     drop their job's entry as soon as they commit), hence the lock."""
 
     def __init__(
-        self, ttl: float, registry: CollectorRegistry | None = None, maxsize: int = 10_000
+        self, ttl: float, registry: CollectorRegistry | None = None, max_bytes: int = 64 << 20
     ) -> None:
-        self._entries: TTLCache[uuid.UUID, CachedJob | _Reservation] | None = (
-            TTLCache(maxsize, ttl) if ttl > 0 else None
+        # bounded by the answers' size: a succeeded job's answer carries its whole result
+        self._entries: TTLCache[uuid.UUID, JobAnswer | _Reservation] | None = (
+            TTLCache(max_bytes, ttl, getsizeof=_size) if ttl > 0 else None
         )
         self._lock = threading.Lock()
         self._serving = False
@@ -56,13 +57,13 @@ class JobCache:
         )
         self._hits, self._misses = lookups.labels("hit"), lookups.labels("miss")
 
-    def get(self, job_id: uuid.UUID) -> CachedJob | None:
+    def get(self, job_id: uuid.UUID) -> JobAnswer | None:
         if self._entries is None:
             self._misses.inc()
             return None
         with self._lock:
             entry = self._entries.get(job_id) if self._serving else None
-        if isinstance(entry, CachedJob):
+        if isinstance(entry, JobAnswer):
             self._hits.inc()
             return entry
         self._misses.inc()
@@ -79,13 +80,21 @@ class JobCache:
             self._entries[job_id] = reservation
         return reservation
 
-    def fill(self, job_id: uuid.UUID, reservation: _Reservation | None, job: CachedJob) -> None:
+    def fill(self, job_id: uuid.UUID, reservation: _Reservation | None, job: JobAnswer) -> None:
         """Store the answer read after `reserve`, unless the job changed since."""
         if self._entries is None or reservation is None:
             return
         with self._lock:
             if self._entries.get(job_id) is reservation:
                 self._entries[job_id] = job
+
+    def release(self, job_id: uuid.UUID, reservation: _Reservation | None) -> None:
+        """The read after `reserve` failed (no such job, the database away): let go."""
+        if self._entries is None or reservation is None:
+            return
+        with self._lock:
+            if self._entries.get(job_id) is reservation:
+                del self._entries[job_id]
 
     def forget(self, job_id: uuid.UUID) -> None:
         """The job changed: its next read goes to the database."""
@@ -109,3 +118,7 @@ class JobCache:
         with self._lock:
             self._serving = False
             self._entries.clear()
+
+
+def _size(entry: JobAnswer | _Reservation) -> int:
+    return len(entry.body) if isinstance(entry, JobAnswer) else 1

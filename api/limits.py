@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 SYNC_INTERVAL = 0.1  # seconds between a replica's exchanges of counts with Redis
 FRESH_SECONDS = 2 * SYNC_INTERVAL  # older totals are read again before a request is decided
 UNAVAILABLE_BACKOFF = 1.0  # with Redis away, a key decides on local counts this long per try
-STATE_SECONDS = 120.0  # a key's local state is dropped after this long unused (re-read on use)
+STATE_SECONDS = 120.0  # a key's local state is made again (from Redis) after this long
 
 
 @dataclass(eq=False)
@@ -52,6 +52,8 @@ class _KeyWindow:
 
     def retry_after(self, now: float) -> int:
         """Seconds until one more request fits, if no other comes meanwhile."""
+        if self.limit < 1:  # a key limited to 0 (suspended) never fits
+            return self.period
         into = now / self.period - self.window  # fraction of the current window gone
         used = self.current + self.pending
         if used + 1 > self.limit:
@@ -71,10 +73,10 @@ class RateLimiter:
     CPU than the rest of a cached `GET /v1/jobs/{id}`: each process counts its own requests and
     exchanges counts with Redis every SYNC_INTERVAL in one pipelined round trip, and before
     deciding when a key's totals are older than FRESH_SECONDS. Within one process the count is
-    exact; across replicas a key can exceed its limit by what the other replicas admitted
-    within the last FRESH_SECONDS. Fails open when Redis is away (each process still enforces the limit on its
-    own requests), so the API keeps accepting work during a broker outage
-    (docs/reliability.md). One per API process: its asyncio Redis pool belongs to the process's
+    exact; across replicas a key can exceed its limit by what the other replicas admitted in
+    the last FRESH_SECONDS + SYNC_INTERVAL (0.3 s) or so. Fails open when Redis is away (each
+    process still enforces the limit on its own requests), so the API keeps accepting work
+    during a broker outage (docs/reliability.md). One per API process: its asyncio Redis pool belongs to the process's
     event loop.
     """
 
@@ -97,6 +99,8 @@ class RateLimiter:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
             self._flusher = None
+        on_their_way = {state.sync for state in self._keys.values() if state.sync is not None}
+        await asyncio.gather(*on_their_way, return_exceptions=True)
         await self._sync(list(self._unsent))  # send what this process counted
         await self._redis.aclose()
 
@@ -110,8 +114,10 @@ class RateLimiter:
         if state is None:
             state = _KeyWindow(identity=identity, limit=item.amount, period=period)
             self._keys[(identity, item.amount, period)] = state
-        now = time.time()
-        if state.window != int(now // period) or time.monotonic() > state.fresh_until:
+        while True:  # again if the window turned while a sync was on its way
+            now = time.time()
+            if state.window == int(now // period) and time.monotonic() <= state.fresh_until:
+                break
             await self._synced(state)
         if state.estimate(now) + 1 > state.limit:
             retry_after = state.retry_after(now)
@@ -141,7 +147,11 @@ class RateLimiter:
         while True:
             await asyncio.sleep(SYNC_INTERVAL)
             if due := [state for state in self._unsent if state.sync is None]:
-                await self._start_sync(due)
+                try:
+                    # shielded: stopping the flusher lets a sync on its way finish
+                    await asyncio.shield(self._start_sync(due))
+                except Exception:  # a bug must not end the flushing for good
+                    log.exception("rate_limit_sync_failed")
 
     async def _sync(self, states: list[_KeyWindow]) -> None:
         """Add the states' pending requests in Redis and read back every replica's totals, in
@@ -171,7 +181,9 @@ class RateLimiter:
                     state.sync = None
         totals = iter(reply for reply in (replies or []) if isinstance(reply, list))
         for state, window, pending in sent:
-            if replies is None:  # decide on this process's own counts for a while
+            if replies is None:
+                # decide on this process's own counts for a while; what it counted meanwhile
+                # never reaches the other replicas (failing open)
                 if window != state.window:
                     state.previous = state.current + pending if window == state.window + 1 else 0
                     state.current, state.window = 0, window

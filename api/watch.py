@@ -8,6 +8,7 @@ channel, one connection and a dictionary.
 """
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -26,16 +27,22 @@ log = structlog.get_logger(__name__)
 SUBSCRIBED_POLL_INTERVAL = 2.0
 UNSUBSCRIBED_POLL_INTERVAL = 0.1
 MAX_RECONNECT_DELAY = 5.0
-HEALTH_CHECK_SECONDS = 15.0
+PING_SECONDS = 5.0  # a quiet subscription is checked this often; a dead one ends within 3x
 
 
 class JobWatch:
     """Per API process: which requests wait on which job, and the subscription that wakes them."""
 
     def __init__(
-        self, redis_url: str, queue: str, registry: CollectorRegistry, cache: JobCache
+        self,
+        redis_url: str,
+        queue: str,
+        registry: CollectorRegistry,
+        cache: JobCache,
+        ping_seconds: float = PING_SECONDS,
     ) -> None:
         self.redis_url = redis_url
+        self.ping_seconds = ping_seconds
         self.channel = job_events_channel(queue)
         self.cache = cache
         self._waiters: dict[str, set[asyncio.Event]] = {}
@@ -105,23 +112,12 @@ class JobWatch:
     async def _listen(self) -> None:
         delay = 0.5
         while True:
-            # get_message with a timeout, not listen(): listen() blocks on the socket forever and
-            # would never notice a connection that died silently; this way the health check
-            # (a PING every HEALTH_CHECK_SECONDS) runs, and keepalive covers the socket
-            client = redis.asyncio.Redis.from_url(
-                self.redis_url, health_check_interval=HEALTH_CHECK_SECONDS, socket_keepalive=True
-            )
+            client = redis.asyncio.Redis.from_url(self.redis_url, socket_keepalive=True)
             try:
-                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                async with client.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)
-                    self.subscribed = True
-                    self._subscribed_gauge.set(1)
-                    self.cache.start_serving()
                     delay = 0.5
-                    while True:
-                        message = await pubsub.get_message(timeout=HEALTH_CHECK_SECONDS)
-                        if message is not None and message["type"] == "message":
-                            self._changed(message["data"].decode())
+                    await self._relay(pubsub)
             except Exception as exc:  # whatever ends the subscription, keep trying
                 log.warning("job_watch_unsubscribed", error=type(exc).__name__)
             finally:
@@ -131,3 +127,28 @@ class JobWatch:
                 await client.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RECONNECT_DELAY)
+
+    async def _relay(self, pubsub: redis.asyncio.client.PubSub) -> None:
+        """Pass announcements on until the subscription ends or goes silent.
+
+        Subscribed only once Redis confirms it: announcements made before are not heard. A
+        connection can die without a word (a partition, a dropped NAT entry), so a PING goes out
+        whenever nothing came for `ping_seconds`, and the subscription ends when even that gets
+        no answer (redis-py's own health check sends its PING but never checks for the PONG).
+        """
+        heard = time.monotonic()
+        while True:
+            message = await pubsub.get_message(timeout=self.ping_seconds)
+            now = time.monotonic()
+            if message is not None:
+                heard = now
+                if message["type"] == "subscribe":
+                    self.cache.start_serving()
+                    self.subscribed = True
+                    self._subscribed_gauge.set(1)
+                elif message["type"] == "message":
+                    self._changed(message["data"].decode())
+            elif now - heard > 2 * self.ping_seconds:
+                raise ConnectionError(f"no answer from Redis for {now - heard:.0f} s")
+            elif now - heard >= self.ping_seconds:
+                await pubsub.ping()

@@ -116,3 +116,17 @@ def test_retry_after_is_when_one_more_request_fits(
 
     assert fits(now + wait)
     assert wait == 1 or not fits(now + wait - 1)
+
+
+def test_a_limit_of_zero_refuses_every_request(redis_url: str) -> None:
+    async def scenario() -> None:
+        limiter = RateLimiter(redis_url)
+        try:
+            with pytest.raises(Problem) as refused:
+                await limiter.enforce(a_key("0/minute"), SETTINGS)
+            assert refused.value.status == 429
+            assert refused.value.headers["Retry-After"] == "60"
+        finally:
+            await limiter.stop()
+
+    asyncio.run(scenario())

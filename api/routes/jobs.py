@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentKeyDep, JobCacheDep, JobWatchDep, SessionDep, SettingsDep
-from api.job_cache import CachedJob, JobCache
+from api.job_cache import JobAnswer, JobCache
 from api.schemas import JobPage
 from api.service import cancel, list_jobs, no_such_job, read_job, retry
 from evenhand.db import autocommit_scope
@@ -30,16 +30,20 @@ def _read_job_once(owner: ApiKey, job_id: uuid.UUID) -> JobPublic:
 
 async def _answer(
     owner: ApiKey, job_id: uuid.UUID, cache: JobCache, *, fresh: bool = False
-) -> CachedJob:
-    """The job as JSON: from this process's cache, unless `fresh` (a waiter's fallback read,
+) -> JobAnswer:
+    """The job's answer: from this process's cache, unless `fresh` (a waiter's fallback read,
     which is there to catch a lost announcement), else from the database."""
     if not fresh and (cached := cache.get(job_id)) is not None:
         if cached.owner_id != owner.id:
             raise no_such_job(job_id)
         return cached
     reservation = cache.reserve(job_id)
-    job = await run_in_threadpool(_read_job_once, owner, job_id)
-    answer = CachedJob(owner_id=owner.id, status=job.status, body=job.model_dump_json().encode())
+    try:
+        job = await run_in_threadpool(_read_job_once, owner, job_id)
+    except BaseException:  # a 404, the database away, the client gone: keep no reservation
+        cache.release(job_id, reservation)
+        raise
+    answer = JobAnswer(owner_id=owner.id, status=job.status, body=job.model_dump_json().encode())
     cache.fill(job_id, reservation, answer)
     return answer
 
@@ -109,14 +113,14 @@ async def job_events(
         fresh = False
         with watch.watching(job_id) as changed:
             while True:
-                job = await _answer(owner, job_id, cache, fresh=fresh)
+                answer = await _answer(owner, job_id, cache, fresh=fresh)
                 fresh = True
-                if job.status != last_status:
-                    last_status = job.status
+                if answer.status != last_status:
+                    last_status = answer.status
                     last_sent = time.monotonic()
-                    yield _sse("status", json.dumps({"status": job.status}))
-                if job.status in FINISHED_STATUSES:
-                    yield _sse("job", job.body.decode())
+                    yield _sse("status", json.dumps({"status": answer.status}))
+                if answer.status in FINISHED_STATUSES:
+                    yield _sse("job", answer.body.decode())
                     return
                 now = time.monotonic()
                 if now - started > SSE_MAX_SECONDS:
