@@ -282,25 +282,19 @@ def forget_publications(session: Session) -> int:
 
 
 @dataclass
-class SweepReport:
+class Reclaimed:
     reclaimed: int = 0  # running jobs whose worker died, queued again
     exhausted: int = 0  # jobs failed with too_many_attempts
-    published: int = 0  # queued jobs (re)published
     # the expired jobs it looked at, each now queued again, failed, or renewed by its worker
     # meanwhile: whoever waits on them should read them again
     expired: list[uuid.UUID] = field(default_factory=list)
 
 
-def sweep(
-    session: Session,
-    *,
-    max_attempts: int,
-    republish_after: float,
-    batch: int = 200,
-) -> SweepReport:
-    """Recover what a crash or a broker outage left behind; safe to run anywhere, any number of
-    times at once (every step is a conditional update)."""
-    report = SweepReport()
+def reclaim_expired(session: Session, *, max_attempts: int, batch: int = 200) -> Reclaimed:
+    """Queue again the running jobs whose worker died (their lease expired), or fail them when
+    they used up their attempts. Safe to run anywhere, any number of times at once (every step
+    is a conditional update)."""
+    report = Reclaimed()
     now = utcnow()
     expired = list(
         session.exec(
@@ -323,8 +317,14 @@ def sweep(
             lease_token=None,
             lease_expires_at=None,
         )
-    # Queued jobs nobody published (the broker was down when they came in), or published long
-    # ago and never claimed (a lost message). A grace period leaves the API's own publish alone.
+    return report
+
+
+def publish_waiting(session: Session, *, republish_after: float, batch: int = 200) -> int:
+    """Publish the queued jobs nobody published (the broker was down when they came in), or
+    published long ago and never claimed (a lost message); how many were published. A grace
+    period leaves the API's own publish alone. Safe to run in several workers at once."""
+    now = utcnow()
     unpublished = sa.and_(
         col(Job.published_at).is_(None), col(Job.created_at) < now - PUBLISH_GRACE
     )
@@ -336,6 +336,7 @@ def sweep(
             .limit(batch)
         )
     )
+    published = 0
     for job_id in waiting:
         # reserve the job first, so that sweepers of several workers publish it once
         reserved = _update_job(
@@ -350,8 +351,8 @@ def sweep(
         if not send_job_task(job_id):
             _update_job(session, col(Job.id) == job_id, published_at=None)
             break  # the broker is down: the next sweep tries again
-        report.published += 1
-    return report
+        published += 1
+    return published
 
 
 def load_result(session: Session, result: Result) -> ResultPublic:

@@ -8,20 +8,23 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from api.job_cache import JobAnswer, JobCache
+from api.service import cancel
 from evenhand import config, db, jobs
+from evenhand.config import Settings
 from evenhand.jobs import (
     cancel_job,
     claim_job,
     fail_job,
     load_result,
     mark_succeeded,
+    reclaim_expired,
     renew_lease,
     requeue_job,
-    sweep,
 )
 from evenhand.keys import create_key
 from evenhand.migrate import upgrade_to_head
-from evenhand.models import Article, Job, JobStatus, Result
+from evenhand.models import ApiKey, Article, Job, JobStatus, Result
 from evenhand.schemas import EXAMPLE_RESULT, ArgumentPointPublic, EvidencePublic, ResultPublic
 from worker.lease import LeaseKeeper
 from worker.pipeline import store_result
@@ -91,11 +94,9 @@ def test_a_poison_job_stops_after_max_attempts(session: Session) -> None:
         assert claim is not None and claim.attempt == attempt
         time.sleep(0.05)
         if attempt < 3:
-            report = sweep(session, max_attempts=3, republish_after=600)
-            assert report.reclaimed == 1
+            assert reclaim_expired(session, max_attempts=3).reclaimed == 1
             assert status(session, job_id).status == JobStatus.queued
-    report = sweep(session, max_attempts=3, republish_after=600)
-    assert report.exhausted == 1
+    assert reclaim_expired(session, max_attempts=3).exhausted == 1
     job = status(session, job_id)
     assert job.status == JobStatus.failed and job.error_code == "too_many_attempts"
     assert "3 times" in (job.error_message or "")
@@ -178,3 +179,17 @@ def test_one_keeper_renews_every_held_lease_and_tells_when_one_is_lost(session: 
         assert not kept_lost.is_set()
     time.sleep(0.8)  # let go: no longer renewed, the lease runs out and another worker claims it
     assert claim_job(session, kept, lease_seconds=30, max_attempts=3) is not None
+
+
+def test_a_cancel_drops_the_job_from_this_api_process_cache_at_once(session: Session) -> None:
+    # The caller's next read must see its own change, before any announcement comes back.
+    job_id = new_job(session)
+    owner = session.get(ApiKey, status(session, job_id).owner_id)
+    assert owner is not None and owner.id is not None
+    cache = JobCache(ttl=60)
+    cache.start_serving()
+    answer = JobAnswer(owner_id=owner.id, status=JobStatus.queued, body=b"{}")
+    cache.fill(job_id, cache.reserve(job_id), answer)
+    settings = Settings(REDIS_URL="redis://127.0.0.1:1/0")  # no announcement reaches anyone
+    assert cancel(session, owner, job_id, settings, cache).status == JobStatus.canceled
+    assert cache.get(job_id) is None

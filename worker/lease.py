@@ -49,7 +49,7 @@ class LeaseKeeper:
         """
         held = _Held(lease_seconds, threading.Event(), time.monotonic() + lease_seconds / 3)
         with self._changed:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="evenhand-leases", daemon=True
                 )
@@ -63,7 +63,7 @@ class LeaseKeeper:
             with self._changed:
                 self._held.pop(claim, None)
 
-    def _due(self) -> list[tuple[Claim, _Held]]:
+    def _wait_until_due(self) -> list[tuple[Claim, _Held]]:
         """Wait until some claims are due, and schedule their next renewal."""
         with self._changed:
             while True:
@@ -78,15 +78,20 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         while True:
-            for claim, held in self._due():
-                try:
-                    with autocommit_scope() as session:
-                        renewed = renew_lease(session, claim, held.lease_seconds)
-                except Exception as exc:  # a database hiccup: try again at the next beat
-                    log.warning("lease_renewal_failed", error=type(exc).__name__)
-                    continue
-                if not renewed:
-                    held.lost.set()
-                    with self._changed:  # lost for good: renew it no more
-                        if self._held.get(claim) is held:
-                            del self._held[claim]
+            due = self._wait_until_due()
+            try:
+                # the claims due together share one connection
+                with autocommit_scope() as session:
+                    lost = [
+                        (claim, held)
+                        for claim, held in due
+                        if not renew_lease(session, claim, held.lease_seconds)
+                    ]
+            except Exception as exc:  # a database hiccup: try again at the next beat
+                log.warning("lease_renewal_failed", error=type(exc).__name__)
+                continue
+            for claim, held in lost:
+                held.lost.set()
+                with self._changed:  # lost for good: renew it no more
+                    if self._held.get(claim) is held:
+                        del self._held[claim]

@@ -543,14 +543,16 @@ def run_job(
     """Run one job to `succeeded` or `failed`, its lease kept by `leases`; True when this run
     ended it and it has a callback URL (its webhook is due). A job that cannot be claimed
     (finished, canceled, held by a live worker, a duplicate delivery) is left alone."""
-    job = _load_claimed(job_id, settings, task_id)
+    try:
+        job = _load_claimed(job_id, settings, task_id)
+    finally:
+        # now running; or not claimed, usually a duplicate delivery, but the claim may have
+        # failed the job for too many attempts; or claimed and then the read failed: either
+        # way its waiters read it again
+        announce_job(settings, job_id)
     if job is None:
         log.info("job_not_claimed")
-        # usually a duplicate delivery; but the claim may have failed the job for too many
-        # attempts, and its waiters should see that now
-        announce_job(settings, job_id)
         return False
-    announce_job(settings, job_id)  # now running
     log.info("job_started", provider=settings.provider, attempt=job.claim.attempt)
     try:
         return _run_claimed(job, settings, leases)

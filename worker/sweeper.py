@@ -1,5 +1,6 @@
 """The sweeper: a thread in every worker process that recovers what crashes and broker outages
-left behind (see evenhand.jobs.sweep). Several workers sweeping at once is safe."""
+left behind (see evenhand.jobs.reclaim_expired and publish_waiting). Several workers sweeping
+at once is safe."""
 
 import threading
 
@@ -9,7 +10,7 @@ from celery import Celery
 from evenhand.config import Settings
 from evenhand.db import session_scope
 from evenhand.events import announce_job
-from evenhand.jobs import forget_publications, sweep
+from evenhand.jobs import forget_publications, publish_waiting, reclaim_expired
 
 log = structlog.get_logger(__name__)
 
@@ -43,19 +44,17 @@ class Sweeper:
         with session_scope() as session:
             if self.broker_lost_messages():
                 log.warning("broker_data_lost", requeued=forget_publications(session))
-            report = sweep(
-                session,
-                max_attempts=self.settings.max_attempts,
-                republish_after=self.settings.republish_after,
-            )
-        for job_id in report.expired:
-            announce_job(self.settings, job_id)
-        if report.reclaimed or report.exhausted or report.published:
+            reclaimed = reclaim_expired(session, max_attempts=self.settings.max_attempts)
+            # before publishing, which may fail: whoever waits on these jobs reads them again
+            for job_id in reclaimed.expired:
+                announce_job(self.settings, job_id)
+            published = publish_waiting(session, republish_after=self.settings.republish_after)
+        if reclaimed.reclaimed or reclaimed.exhausted or published:
             log.info(
                 "sweep",
-                reclaimed=report.reclaimed,
-                exhausted=report.exhausted,
-                published=report.published,
+                reclaimed=reclaimed.reclaimed,
+                exhausted=reclaimed.exhausted,
+                published=published,
             )
 
     def _run(self) -> None:
