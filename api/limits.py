@@ -76,8 +76,8 @@ class RateLimiter:
     exact; across replicas a key can exceed its limit by what the other replicas admitted in
     the last FRESH_SECONDS + SYNC_INTERVAL (0.3 s) or so. Fails open when Redis is away (each
     process still enforces the limit on its own requests), so the API keeps accepting work
-    during a broker outage (docs/reliability.md). One per API process: its asyncio Redis pool belongs to the process's
-    event loop.
+    during a broker outage (docs/reliability.md). One per API process: its asyncio Redis pool
+    belongs to the process's event loop.
     """
 
     def __init__(self, redis_url: str) -> None:

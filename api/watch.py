@@ -44,7 +44,7 @@ class JobWatch:
         self.redis_url = redis_url
         self.ping_seconds = ping_seconds
         self.channel = job_events_channel(queue)
-        self.cache = cache
+        self._cache = cache
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._task: asyncio.Task[None] | None = None
         self.subscribed = False
@@ -102,7 +102,7 @@ class JobWatch:
 
     def _changed(self, job_id: str) -> None:
         try:
-            self.cache.forget(uuid.UUID(job_id))
+            self._cache.forget(uuid.UUID(job_id))
         except ValueError:  # not a job id: nothing of ours sends that
             return
         for event in self._waiters.get(job_id, ()):
@@ -121,7 +121,7 @@ class JobWatch:
             except Exception as exc:  # whatever ends the subscription, keep trying
                 log.warning("job_watch_unsubscribed", error=type(exc).__name__)
             finally:
-                self.cache.stop_serving()
+                self._cache.stop_serving()
                 self.subscribed = False
                 self._subscribed_gauge.set(0)
                 await client.aclose()
@@ -143,7 +143,7 @@ class JobWatch:
             if message is not None:
                 heard = now
                 if message["type"] == "subscribe":
-                    self.cache.start_serving()
+                    self._cache.start_serving()
                     self.subscribed = True
                     self._subscribed_gauge.set(1)
                 elif message["type"] == "message":

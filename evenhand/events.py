@@ -2,8 +2,10 @@
 answers as soon as a job changes instead of at its next database read.
 
 The database stays the single source of truth: an announcement only says "read job X again".
-A lost one (Redis away, a subscriber reconnecting) costs latency, never correctness, because
-every waiter still reads the database at a slow fallback interval.
+A lost one (Redis away, a subscriber reconnecting) costs a waiter latency, never correctness,
+because every waiter still reads the database at a slow fallback interval; a plain poll may
+see the job's previous state from the API's cache for up to EVENHAND_JOB_CACHE_SECONDS
+(api/job_cache.py).
 """
 
 import uuid
