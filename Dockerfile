@@ -6,6 +6,7 @@ WORKDIR /app
 
 COPY pyproject.toml README.md alembic.ini ./
 COPY evenhand ./evenhand
+COPY kernel ./kernel
 COPY api ./api
 COPY worker ./worker
 RUN pip install .

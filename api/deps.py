@@ -13,10 +13,10 @@ from api.errors import Problem
 from api.job_cache import JobCache
 from api.limits import RateLimiter
 from api.watch import JobWatch
-from evenhand.config import Settings, get_settings
-from evenhand.db import autocommit_scope, get_engine
-from evenhand.keys import find_active_key, hash_key
-from evenhand.models import ApiKey
+from kernel.config import Settings, get_settings
+from kernel.db import autocommit_scope, get_engine
+from kernel.keys import find_active_key, hash_key
+from kernel.models import ApiKey
 
 
 def get_session() -> Iterator[Session]:

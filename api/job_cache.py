@@ -2,7 +2,7 @@
 current, so that a client polling a job costs no database read until the job changes.
 
 Every change to what a job's answer shows (claimed, finished, canceled, retried, reclaimed) is
-announced (`evenhand.events`), and the job watch drops the job's entry when the announcement
+announced (`kernel.events`), and the job watch drops the job's entry when the announcement
 arrives. The cache only serves while the watch is subscribed: when the subscription drops, the
 cache empties and stays off until it is back, because announcements made meanwhile are lost.
 An announcement lost otherwise (a worker that could not reach Redis, or died between its commit
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from cachetools import TTLCache
 from prometheus_client import CollectorRegistry, Counter
 
-from evenhand.models import JobStatus
+from kernel.models import JobStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ from limits import RateLimitItem, parse
 from sqlmodel import Session, col, func, select
 
 from api.errors import Problem
-from evenhand.config import Settings
-from evenhand.models import ApiKey, Job, Result
+from kernel.config import Settings
+from kernel.models import ApiKey, Job, Result
 
 log = structlog.get_logger(__name__)
 

@@ -27,9 +27,9 @@ from api.routes import articles, batches, health, jobs, pages
 from api.routes.pages import STATIC_DIR
 from api.schemas import ArticleCreate, BatchCreate
 from api.watch import JobWatch
-from evenhand.config import get_settings
-from evenhand.logging import configure_logging
-from evenhand.metrics import JobsCollector
+from kernel.config import get_settings
+from kernel.logging import configure_logging
+from kernel.metrics import JobsCollector
 
 DESCRIPTION = """
 evenhand turns news and opinion articles into neutral summaries and argument maps.

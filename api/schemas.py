@@ -5,8 +5,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from evenhand.models import ArticleBase, JobStatus
-from evenhand.schemas import EXAMPLE_JOB, EXAMPLE_RESULT, JobPublic, ResultPublic, UtcDateTime
+from kernel.models import ArticleBase, JobStatus
+from kernel.schemas import EXAMPLE_JOB, EXAMPLE_RESULT, JobPublic, ResultPublic, UtcDateTime
 
 SUBMIT_EXAMPLE = {
     "text": "The council voted to close the library. Critics say the decision was rushed.",

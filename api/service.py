@@ -22,9 +22,9 @@ from api.schemas import (
     BatchPublic,
     JobPage,
 )
-from evenhand.config import Settings
-from evenhand.events import announce_job
-from evenhand.jobs import (
+from kernel.config import Settings
+from kernel.events import announce_job
+from kernel.jobs import (
     cancel_job,
     job_public,
     latest_result,
@@ -32,7 +32,7 @@ from evenhand.jobs import (
     publish_jobs,
     requeue_job,
 )
-from evenhand.models import (
+from kernel.models import (
     FINISHED_STATUSES,
     ApiKey,
     Article,
@@ -41,7 +41,7 @@ from evenhand.models import (
     Job,
     JobStatus,
 )
-from evenhand.schemas import JobPublic
+from kernel.schemas import JobPublic
 
 
 def json_depth(value: object) -> int:

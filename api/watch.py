@@ -1,7 +1,7 @@
 """Waking the requests that wait on a job (long-polls, event streams) when it changes.
 
 One Redis subscription per API process listens to the workers' announcements
-(`evenhand.events`), drops the job's cached answer (`api.job_cache`) and sets the events of the
+(`kernel.events`), drops the job's cached answer (`api.job_cache`) and sets the events of the
 requests waiting on that job. Written by hand:
 broadcaster-style libraries open a subscription per channel or per waiter; this needs one
 channel, one connection and a dictionary.
@@ -18,7 +18,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from api.job_cache import JobCache
-from evenhand.events import job_events_channel
+from kernel.events import job_events_channel
 
 log = structlog.get_logger(__name__)
 

@@ -1,7 +1,7 @@
 """python -m bench [--quick] [--out PATH]: evenhand's benchmarks against their targets.
 
 Starts its own evenhand API and workers (real processes) over PostgreSQL (a fresh database;
-figure 5 gets a second API on a database of its own) and Redis, with tests/fake_llm.py as the
+figure 5 gets a second API on a database of its own) and Redis, with testkit/fake_llm.py as the
 LLM; prints the table and writes the results as JSON. The full run also writes
 docs/benchmarks.md's table and the plots under docs/.
 """

@@ -18,8 +18,8 @@ import psutil
 import sqlalchemy as sa
 
 from evenhand.embedded import free_port
-from tests.fixtures.essay import make_essay
-from tests.stack import (
+from testkit.fixtures.essay import make_essay
+from testkit.stack import (
     ROOT,
     FakeLLM,
     Stack,

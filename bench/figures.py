@@ -22,9 +22,9 @@ import psutil
 import sqlalchemy as sa
 
 from bench.env import Bench, RssSampler, article_text, cpu_seconds, rss_mb
-from evenhand.config import Settings
 from evenhand.embedded import free_port, wait_for_port
-from tests.stack import ROOT, stop_process, wait_until
+from kernel.config import Settings
+from testkit.stack import ROOT, stop_process, wait_until
 
 
 def pct(values: list[float], p: float) -> float:
@@ -258,7 +258,7 @@ def fig_overhead(bench: Bench, quick: bool, log) -> dict[str, Any]:  # type: ign
 PROFILE_SCRIPT = r"""
 import cProfile, io, json, pstats, sys, time
 from bench.env import article_text
-from evenhand.config import Settings
+from kernel.config import Settings
 from worker.pipeline import SourceArticle, prepare, analyse
 settings = Settings()
 n = int(sys.argv[1])

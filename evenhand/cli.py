@@ -6,32 +6,19 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvicorn
-from limits import parse as parse_rate
 from rich.console import Console
 from rich.table import Column, Table
 
-from evenhand.client import ApiError, Client
-from evenhand.config import Settings, get_settings
-from evenhand.db import session_scope
-from evenhand.embedded import (
-    ProcessGroup,
-    child_env,
-    evenhand_command,
-    free_port,
-    redis_server_command,
-    wait_for_port,
-)
-from evenhand.keys import create_key, list_keys, revoke_key
-from evenhand.logging import configure_logging
-from evenhand.migrate import upgrade_to_head
-from worker import app as celery_app
-from worker.errors import PipelineError
-from worker.evaluation import evaluate_folder, total
-from worker.pipeline import SourceArticle, labels, summarize_article
+if TYPE_CHECKING:
+    from evenhand.client import Client
+    from kernel.config import Settings
+
+# The commands import what they use inside their bodies: a module-level import of the worker (and so
+# openai), uvicorn or SQLAlchemy would be paid by every command, `--help` and the client ones
+# included. tests/unit/test_layers.py checks that the client commands never load them.
 
 app = typer.Typer(
     help="evenhand: neutral summaries and argument maps of articles.", no_args_is_help=True
@@ -45,6 +32,9 @@ FINISHED = {"succeeded", "failed", "canceled"}
 
 @app.callback()
 def _setup() -> None:
+    from kernel.config import get_settings
+    from kernel.logging import configure_logging
+
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
 
@@ -59,6 +49,8 @@ def api(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
     """Run the HTTP API (uvicorn)."""
+    import uvicorn
+
     uvicorn.run(
         "api.main:app", host=host, port=port, workers=workers, log_config=None, access_log=True
     )
@@ -67,6 +59,9 @@ def api(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def worker(ctx: typer.Context) -> None:
     """Run a Celery worker; extra arguments go to `celery worker`."""
+    from kernel.config import get_settings
+    from worker import app as celery_app
+
     settings = get_settings()
     argv = [
         "worker",
@@ -82,6 +77,8 @@ def worker(ctx: typer.Context) -> None:
 @app.command()
 def migrate() -> None:
     """Bring the database schema to the latest migration."""
+    from kernel.migrate import upgrade_to_head
+
     upgrade_to_head()
     console.print("database is at the latest migration")
 
@@ -100,6 +97,11 @@ def keys_create(
     daily_tokens: Annotated[int | None, typer.Option(min=0, help="LLM tokens per UTC day")] = None,
 ) -> None:
     """Create a key; it is printed once, alone on the last line, and stored only as a hash."""
+    from limits import parse as parse_rate
+
+    from kernel.db import session_scope
+    from kernel.keys import create_key
+
     if rate_limit is not None:
         try:
             parse_rate(rate_limit)
@@ -119,6 +121,9 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys by id and prefix (never the keys themselves)."""
+    from kernel.db import session_scope
+    from kernel.keys import list_keys
+
     table = Table("id", "name", "prefix", "limits", "created", "revoked")
     with session_scope() as session:
         for key in list_keys(session):
@@ -144,6 +149,9 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: int) -> None:
     """Revoke a key by id: it stops working at once."""
+    from kernel.db import session_scope
+    from kernel.keys import revoke_key
+
     with session_scope() as session:
         if revoke_key(session, key_id) is None:
             console.print(f"[red]no key with id {key_id}[/red]")
@@ -154,7 +162,10 @@ def keys_revoke(key_id: int) -> None:
 # --- client ---------------------------------------------------------------------------------------
 
 
-def _client() -> Client:
+def _client() -> "Client":
+    from evenhand.client import ApiError, Client
+    from kernel.config import get_settings
+
     settings = get_settings()
     key = settings.api_key.get_secret_value() if settings.api_key else None
     try:
@@ -199,7 +210,7 @@ def render_result(job: dict[str, Any]) -> None:
             out.print(f"   {mark} “{ev['quote']}”")
 
 
-def _wait_for(client: Client, job_id: str, timeout: float) -> dict[str, Any]:
+def _wait_for(client: "Client", job_id: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     with console.status("queued") as status:
         while True:
@@ -219,6 +230,8 @@ def submit(
     timeout: Annotated[float, typer.Option(help="Seconds to wait at most with --wait")] = 300,
 ) -> None:
     """Submit an article to the API."""
+    from evenhand.client import ApiError
+
     client = _client()
     try:
         accepted = client.submit(_submission(source))
@@ -250,6 +263,8 @@ def status(
 
 
 def _call(action: str, job_id: uuid.UUID | None = None, **kwargs: Any) -> dict[str, Any]:
+    from evenhand.client import ApiError
+
     client = _client()
     try:
         method = getattr(client, action)
@@ -310,6 +325,10 @@ def summarize(
     language: Annotated[str | None, typer.Option(help="Language code of the summary")] = None,
 ) -> None:
     """Run the pipeline in-process (no broker, no API) and print the result JSON."""
+    from kernel.config import get_settings
+    from worker.errors import PipelineError
+    from worker.pipeline import SourceArticle, summarize_article
+
     raw = file.read_text(encoding="utf-8")
     kind = "html" if file.suffix.lower() in (".html", ".htm") else "text"
     article = SourceArticle(input_kind=kind, raw_text=raw, title=file.stem, language=language)
@@ -331,6 +350,10 @@ def evaluate(
     ] = False,
 ) -> None:
     """Run every article in FOLDER through the configured provider and print quality figures."""
+    from kernel.config import get_settings
+    from worker.evaluation import evaluate_folder, total
+    from worker.pipeline import labels
+
     settings = get_settings()
     rows = evaluate_folder(folder, settings)
     if not rows:
@@ -375,6 +398,19 @@ def up(
 ) -> None:
     """Run everything on this machine: Redis (embedded unless REDIS_URL is set), migrations, API,
     worker and Flower. Ctrl-C stops every process it started."""
+    from evenhand.embedded import (
+        ProcessGroup,
+        child_env,
+        evenhand_command,
+        free_port,
+        redis_server_command,
+        wait_for_port,
+    )
+    from kernel.config import get_settings
+    from kernel.db import session_scope
+    from kernel.keys import create_key
+    from kernel.migrate import upgrade_to_head
+
     settings = get_settings()
     var = Path("var")
     var.mkdir(exist_ok=True)
@@ -432,7 +468,7 @@ def up(
         group.stop()
 
 
-def flower_credentials(settings: Settings) -> str:
+def flower_credentials(settings: "Settings") -> str:
     """EVENHAND_FLOWER_BASIC_AUTH, or fresh credentials for this run."""
     if settings.flower_basic_auth is not None:
         return settings.flower_basic_auth.get_secret_value()

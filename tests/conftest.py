@@ -1,13 +1,12 @@
 """Session-wide real services; the `stack` fixture runs every end-to-end test on SQLite and on
 PostgreSQL."""
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.stack import (
+from testkit.stack import (
     FakeLLM,
     Stack,
     fake_llm_service,
@@ -16,8 +15,6 @@ from tests.stack import (
     redis_service,
     running_stack,
 )
-
-FIXTURES = Path(__file__).parent / "fixtures" / "articles"
 
 
 @pytest.fixture(scope="session")
@@ -68,16 +65,13 @@ def _calm_llm(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     llm: FakeLLM = request.getfixturevalue("fake_llm")
-    calm = {"latency": 0, "faults": [], "max_context_chars": None, "requests_log": False}
+    calm = {
+        "latency": 0,
+        "faults": [],
+        "max_context_chars": None,
+        "requests_log": False,
+        "hold": False,
+    }
     llm.control(**calm, reset_stats=True)
     yield
     llm.control(**calm)
-
-
-def fixture_text(name: str) -> str:
-    return (FIXTURES / name).read_text(encoding="utf-8")
-
-
-def fresh_text(name: str) -> str:
-    """A fixture article with a unique last line, so no stored result is reused for it (dedupe)."""
-    return fixture_text(name) + f"\nThis copy of the article carries the number {uuid.uuid4()}.\n"

@@ -4,6 +4,6 @@ Exposes the Celery app as `worker.app`, so Celery's own tools work: `celery --ap
 `celery --app worker inspect ping`.
 """
 
-from evenhand.celery_app import celery_app as app
+from kernel.celery_app import celery_app as app
 
 __all__ = ["app"]

@@ -5,7 +5,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from evenhand.config import Settings
+from kernel.config import Settings
 from worker.errors import PipelineError
 from worker.pipeline import SourceArticle, summarize_article
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from evenhand.db import autocommit_scope
-from evenhand.jobs import Claim, renew_lease
+from kernel.db import autocommit_scope
+from kernel.jobs import Claim, renew_lease
 
 log = structlog.get_logger(__name__)
 

@@ -26,8 +26,8 @@ import openai
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from evenhand.config import Settings
-from evenhand.metrics import LLM_LATENCY, LLM_RETRIES, LLM_TOKENS
+from kernel.config import Settings
+from kernel.metrics import LLM_LATENCY, LLM_RETRIES, LLM_TOKENS
 from worker.errors import PipelineError
 from worker.prompts import Messages, system_message
 from worker.schemas import Usage

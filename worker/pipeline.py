@@ -15,13 +15,13 @@ import trafilatura
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from evenhand.config import Settings
-from evenhand.db import autocommit_scope, session_scope
-from evenhand.events import announce_job
-from evenhand.jobs import Claim, claim_job, fail_job, load_result, mark_succeeded
-from evenhand.metrics import JOBS_FINISHED
-from evenhand.models import ArgumentPoint, Article, Evidence, Job, Result, utcnow
-from evenhand.schemas import (
+from kernel.config import Settings
+from kernel.db import autocommit_scope, session_scope
+from kernel.events import announce_job
+from kernel.jobs import Claim, claim_job, fail_job, load_result, mark_succeeded
+from kernel.metrics import JOBS_FINISHED
+from kernel.models import ArgumentPoint, Article, Evidence, Job, Result, utcnow
+from kernel.schemas import (
     ArgumentPointPublic,
     CleaningPublic,
     EvidencePublic,

@@ -1,5 +1,5 @@
 """The sweeper: a thread in every worker process that recovers what crashes and broker outages
-left behind (see evenhand.jobs.reclaim_expired and publish_waiting). Several workers sweeping
+left behind (see kernel.jobs.reclaim_expired and publish_waiting). Several workers sweeping
 at once is safe."""
 
 import threading
@@ -7,10 +7,10 @@ import threading
 import structlog
 from celery import Celery
 
-from evenhand.config import Settings
-from evenhand.db import session_scope
-from evenhand.events import announce_job
-from evenhand.jobs import forget_publications, publish_waiting, reclaim_expired
+from kernel.config import Settings
+from kernel.db import session_scope
+from kernel.events import announce_job
+from kernel.jobs import forget_publications, publish_waiting, reclaim_expired
 
 log = structlog.get_logger(__name__)
 

@@ -8,9 +8,9 @@ from celery import Task, bootsteps
 from celery.signals import task_postrun, task_prerun
 from prometheus_client import start_http_server
 
-from evenhand.celery_app import SUMMARIZE_TASK, WEBHOOK_TASK, celery_app
-from evenhand.config import get_settings
-from evenhand.jobs import send_webhook
+from kernel.celery_app import SUMMARIZE_TASK, WEBHOOK_TASK, celery_app
+from kernel.config import get_settings
+from kernel.jobs import send_webhook
 from worker.lease import LeaseKeeper
 from worker.pipeline import run_job
 from worker.sweeper import Sweeper

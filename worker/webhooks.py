@@ -14,10 +14,10 @@ import uuid
 import httpx
 import structlog
 
-from evenhand.config import Settings
-from evenhand.db import session_scope
-from evenhand.jobs import job_public
-from evenhand.models import ApiKey, Job
+from kernel.config import Settings
+from kernel.db import session_scope
+from kernel.jobs import job_public
+from kernel.models import ApiKey, Job
 from worker.errors import PipelineError
 from worker.fetch import FetchPolicy, check_url
 

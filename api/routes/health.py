@@ -8,8 +8,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import problem_response
-from evenhand.celery_app import celery_app
-from evenhand.db import get_engine
+from kernel.celery_app import celery_app
+from kernel.db import get_engine
 
 router = APIRouter(tags=["health"])
 

@@ -14,9 +14,9 @@ from api.deps import CurrentKeyDep, JobCacheDep, JobWatchDep, SessionDep, Settin
 from api.job_cache import JobAnswer, JobCache
 from api.schemas import JobPage
 from api.service import cancel, list_jobs, no_such_job, read_job, retry
-from evenhand.db import autocommit_scope
-from evenhand.models import FINISHED_STATUSES, ApiKey, JobStatus
-from evenhand.schemas import JobPublic
+from kernel.db import autocommit_scope
+from kernel.models import FINISHED_STATUSES, ApiKey, JobStatus
+from kernel.schemas import JobPublic
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

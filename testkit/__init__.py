@@ -1,0 +1,1 @@
+"""What the tests and the benchmarks share: the LLM stand-in, the stack of real processes, fixtures."""

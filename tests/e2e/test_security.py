@@ -1,0 +1,186 @@
+"""Hostile callers and hostile articles: keys, tenant isolation, limits and quotas, malformed
+input, prompt injection. Through the real API and worker, on SQLite and PostgreSQL."""
+
+import subprocess
+import sys
+import uuid
+
+import httpx
+import pytest
+
+from testkit.fixtures import fresh_text
+from testkit.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+sqlite_only = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+
+
+def test_every_route_is_scoped_to_its_key(stack: Stack) -> None:
+    mine = stack.new_key("tenant-a")
+    theirs = stack.new_key("tenant-b")
+    accepted = stack.submit(key=mine, text=fresh_text("single_sentence.txt"))
+    stack.wait_job(accepted["job_id"], key=mine)
+    job, article = accepted["job_id"], accepted["article_id"]
+    with stack.client(theirs) as other:
+        assert other.get(f"/v1/jobs/{job}").status_code == 404
+        assert other.delete(f"/v1/jobs/{job}").status_code == 404
+        assert other.post(f"/v1/jobs/{job}/retry").status_code == 404
+        assert other.get(f"/v1/articles/{article}").status_code == 404
+        assert all(item["id"] != job for item in other.get("/v1/jobs").json()["items"])
+    with stack.client(mine) as client:
+        listed = client.get("/v1/jobs").json()["items"]
+        assert [item["id"] for item in listed] == [job]
+
+
+def test_job_list_pages_with_a_cursor_and_filters_by_status(stack: Stack) -> None:
+    key = stack.new_key("pager")
+    stack.llm.control(faults=[{"kind": "auth", "count": 1}])
+    failed = stack.submit(key=key, text=fresh_text("news_multiple_sides.txt"))["job_id"]
+    stack.wait_job(failed, key=key)
+    done = [
+        stack.submit(key=key, text=fresh_text("single_sentence.txt"))["job_id"] for _ in range(3)
+    ]
+    for job_id in done:
+        stack.wait_job(job_id, key=key)
+    seen: list[str] = []
+    with stack.client(key) as client:
+        cursor = None
+        for _ in range(10):  # bounded: 4 jobs, 2 per page
+            page = client.get(
+                "/v1/jobs", params={"limit": 2, **({"cursor": cursor} if cursor else {})}
+            ).json()
+            seen += [item["id"] for item in page["items"]]
+            assert all(item["result"] is None for item in page["items"])  # lists stay light
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == [*reversed(done), failed]  # newest first, each once
+        only_failed = client.get("/v1/jobs", params={"status": "failed"}).json()["items"]
+        assert [item["id"] for item in only_failed] == [failed]
+        assert only_failed[0]["error"]["code"] == "llm_auth_failed"
+        assert client.get("/v1/jobs", params={"cursor": "not-a-cursor"}).status_code == 422
+        assert client.get("/v1/jobs", params={"limit": 1000}).status_code == 422
+
+
+def test_every_v1_route_requires_a_key(stack: Stack) -> None:
+    schema = httpx.get(f"{stack.api_url}/openapi.json").json()
+    routes = [
+        (
+            method,
+            path.replace("{job_id}", str(uuid.uuid4())).replace("{article_id}", str(uuid.uuid4())),
+        )
+        for path, operations in schema["paths"].items()
+        if path.startswith("/v1")
+        for method in operations
+    ]
+    assert len(routes) >= 6
+    for method, path in routes:
+        response = httpx.request(method, f"{stack.api_url}{path}")
+        assert response.status_code == 401, (method, path)
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_rate_limit_per_key_answers_429_with_retry_after(stack: Stack) -> None:
+    limited = stack.run_cli(
+        "keys", "create", "limited", "--rate-limit", "3/minute"
+    ).stdout.splitlines()[-1]
+    with stack.client(limited) as client:
+        assert [client.get("/v1/jobs").status_code for _ in range(3)] == [200, 200, 200]
+        refused = client.get("/v1/jobs")
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    # sliding window: the rest of this window, plus the part of the next its 3 requests weigh
+    assert 1 <= int(refused.headers["retry-after"]) <= 60 + 20
+    assert "3 per 1 minute" in refused.json()["detail"]
+    with stack.client() as client:  # other keys are not affected
+        assert client.get("/v1/jobs").status_code == 200
+
+
+def test_daily_job_quota(stack: Stack) -> None:
+    key = stack.run_cli("keys", "create", "two-a-day", "--daily-jobs", "2").stdout.splitlines()[-1]
+    for _ in range(2):
+        stack.submit(key=key, text=fresh_text("single_sentence.txt"))
+    with stack.client(key) as client:
+        refused = client.post("/v1/articles", json={"text": fresh_text("single_sentence.txt")})
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+    assert "Daily quota of 2 articles" in refused.json()["detail"]
+
+
+def test_daily_token_quota(stack: Stack) -> None:
+    key = stack.run_cli("keys", "create", "thrifty", "--daily-tokens", "100").stdout.splitlines()[
+        -1
+    ]
+    first = stack.wait_job(
+        stack.submit(key=key, text=fresh_text("news_multiple_sides.txt"))["job_id"], key=key
+    )
+    usage = first["result"]["usage"]
+    assert usage["prompt_tokens"] + usage["completion_tokens"] > 100
+    with stack.client(key) as client:
+        refused = client.post("/v1/articles", json={"text": fresh_text("single_sentence.txt")})
+    assert refused.status_code == 429
+    assert "LLM tokens" in refused.json()["detail"]
+
+
+def test_nesting_and_depth_limits(stack: Stack) -> None:
+    def nested(depth: int) -> str:
+        return "[" * depth + "]" * depth
+
+    with stack.client() as client:
+        too_deep = client.post(
+            "/v1/articles",
+            content=f'{{"text": "A sentence.", "metadata": {{"a": {nested(40)}}}}}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert too_deep.status_code == 422 and "nested deeper" in too_deep.json()["detail"]
+        bomb = client.post(
+            "/v1/articles",
+            content=f'{{"text": "A sentence.", "metadata": {nested(100_000)}}}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert bomb.status_code == 422 and "Traceback" not in bomb.text
+
+
+def _prose(result: dict) -> str:
+    """Everything in a result the model wrote itself (evidence quotes are checked separately)."""
+    parts = [result["summary"], result["thesis"]]
+    for point in result["argument_points"]:
+        parts += [point["claim"], point["speaker"], *point["premises"]]
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("fault", [None, "injected_links"])
+def test_injection_leaves_no_canary_and_no_foreign_links(stack: Stack, fault: str | None) -> None:
+    if fault:  # a model that obeyed the article's instructions
+        stack.llm.control(faults=[{"kind": fault, "count": 1}])
+    job = stack.wait_job(stack.submit(text=fresh_text("prompt_injection.txt"))["job_id"])
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    prose = _prose(result)
+    for planted in ("CANARY", "evil.example", "phish.example", "![", "](http"):
+        assert planted not in prose
+    assert all("CANARY" not in term["term"] for term in result["loaded_language"])
+    # a quote may repeat the article's own words, and then it must be verbatim
+    with stack.client() as client:
+        clean = client.get(f"/v1/articles/{job['article_id']}").json()["clean_text"]
+    for point in result["argument_points"]:
+        for ev in point["evidence"]:
+            assert ev["verified"] and clean[ev["start"] : ev["end"]] == ev["quote"]
+    assert set(result) >= {"summary", "thesis", "argument_points", "grounding"}  # shape unchanged
+
+
+@sqlite_only
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(stack: Stack) -> None:
+    key = stack.run_cli(
+        "keys", "create", "fuzzer", "--rate-limit", "100000/minute"
+    ).stdout.splitlines()[-1]
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "schemathesis.cli", "run", f"{stack.api_url}/openapi.json",
+            "--header", f"Authorization: Bearer {key}",
+            "--checks", "not_a_server_error,response_schema_conformance,ignored_auth",
+            "--max-examples", "30", "--seed", "7", "--request-timeout", "40",
+        ],
+        capture_output=True, text=True, timeout=600, cwd=stack.log_dir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-6000:]
