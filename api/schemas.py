@@ -4,11 +4,13 @@ import uuid
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import JsonDict
+from sqlmodel.main import SQLModelConfig
 
 from kernel.models import ArticleBase, JobStatus
 from kernel.schemas import EXAMPLE_JOB, EXAMPLE_RESULT, JobPublic, ResultPublic, UtcDateTime
 
-SUBMIT_EXAMPLE = {
+SUBMIT_EXAMPLE: JsonDict = {
     "text": "The council voted to close the library. Critics say the decision was rushed.",
     "title": "Library closure",
     "source": "Example Gazette",
@@ -19,7 +21,7 @@ SUBMIT_EXAMPLE = {
 class ArticleCreate(ArticleBase):
     """An article to summarize: exactly one of `text`, `html` or `url`."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [SUBMIT_EXAMPLE]})
+    model_config = SQLModelConfig(extra="forbid", json_schema_extra={"examples": [SUBMIT_EXAMPLE]})
 
     text: str | None = Field(
         default=None, description="The article as plain (possibly scraped) text"
@@ -68,7 +70,7 @@ class ArticleAccepted(BaseModel):
 
 
 class ArticlePublic(ArticleBase):
-    model_config = ConfigDict(
+    model_config = SQLModelConfig(
         json_schema_extra={
             "examples": [
                 {

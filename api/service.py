@@ -27,8 +27,6 @@ from kernel.events import announce_job
 from kernel.jobs import (
     cancel_job,
     job_public,
-    latest_result,
-    load_result,
     publish_jobs,
     requeue_job,
 )
@@ -41,6 +39,7 @@ from kernel.models import (
     Job,
     JobStatus,
 )
+from kernel.results import latest_result_of_article
 from kernel.schemas import JobPublic
 
 
@@ -280,11 +279,10 @@ def read_article(session: Session, owner: ApiKey, article_id: uuid.UUID) -> Arti
     article = session.get(Article, article_id)
     if article is None or article.owner_id != owner.id:
         raise Problem(404, f"No article {article_id} for this API key.")
-    result = latest_result(session, article)
-    return ArticlePublic(
-        **article.model_dump(include=set(ArticlePublic.model_fields) - {"meta", "result"}),
-        metadata=article.extra,
-        result=load_result(session, result) if result else None,
+    result = latest_result_of_article(session.connection(), article.id)
+    return ArticlePublic.model_validate(
+        article.model_dump(include=set(ArticlePublic.model_fields) - {"meta", "result"})
+        | {"metadata": article.extra, "result": result}
     )
 
 

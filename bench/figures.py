@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import json
 import os
 import re
 import statistics
@@ -14,6 +15,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,6 +27,8 @@ from bench.env import Bench, RssSampler, article_text, cpu_seconds, rss_mb
 from evenhand.embedded import free_port, wait_for_port
 from kernel.config import Settings
 from testkit.stack import ROOT, stop_process, wait_until
+
+Log = Callable[[str], None]
 
 
 def pct(values: list[float], p: float) -> float:
@@ -127,7 +131,7 @@ def sustained_rate(bench: Bench, ids: list[str]) -> float:
     return (last - first) / span if span > 0 else 0.0
 
 
-def fig_concurrency(bench: Bench, sampler: RssSampler, quick: bool, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def fig_concurrency(bench: Bench, sampler: RssSampler, quick: bool, log: Log) -> dict[str, Any]:
     bench.llm.control(latency=1.0, reset_stats=True)
     runs: list[dict[str, Any]] = []
     for pool, conc in worker_configs(quick):
@@ -218,7 +222,7 @@ def fig_concurrency(bench: Bench, sampler: RssSampler, quick: bool, log) -> dict
 # --- 2. worker overhead ---------------------------------------------------------------------------
 
 
-def fig_overhead(bench: Bench, quick: bool, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def fig_overhead(bench: Bench, quick: bool, log: Log) -> dict[str, Any]:
     bench.llm.control(latency=0.0, reset_stats=True)
     n = 30 if quick else 200
     proc = bench.start_worker("w-overhead")
@@ -259,7 +263,8 @@ PROFILE_SCRIPT = r"""
 import cProfile, io, json, pstats, sys, time
 from bench.env import article_text
 from kernel.config import Settings
-from worker.pipeline import SourceArticle, prepare, analyse
+from worker.pipeline import analyse
+from worker.prepare import SourceArticle, prepare
 settings = Settings()
 n = int(sys.argv[1])
 texts = [article_text(5000) for _ in range(n + 1)]
@@ -402,7 +407,7 @@ def _wait_healthy(bench: Bench, timeout: float = 90) -> float:
     return round(time.perf_counter() - t, 1)
 
 
-def fig_api(bench: Bench, sampler: RssSampler, quick: bool, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def fig_api(bench: Bench, sampler: RssSampler, quick: bool, log: Log) -> dict[str, Any]:
     """req/s of the two routes vs a bare FastAPI app, at 32 and at 8 connections (wrk)."""
     import json
 
@@ -462,7 +467,7 @@ def fig_api(bench: Bench, sampler: RssSampler, quick: bool, log) -> dict[str, An
 # --- 4. latency -----------------------------------------------------------------------------------
 
 
-def fig_latency(bench: Bench, sampler: RssSampler, quick: bool, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def fig_latency(bench: Bench, sampler: RssSampler, quick: bool, log: Log) -> dict[str, Any]:
     bench.llm.control(latency=0.0)
     n = 10 if quick else 200
     # jobs other figures left queued (figure 3 posts articles with no worker running) would sit
@@ -549,18 +554,46 @@ def _bulk_insert(engine: sa.Engine, owner: int, others: list[int], start: int, s
         )
         conn.execute(
             sa.text(
-                "INSERT INTO result (id, job_id, article_id, content_hash, article_type, thesis, summary,"
-                " loaded_language, summary_loaded_terms, provider, model, prompt_version, prompt_tokens,"
-                " completion_tokens, llm_calls, quotes, verified, chars_in, chars_kept, lines_removed, created_at)"
-                " SELECT md5('r' || g)::uuid, md5('j' || g)::uuid, md5('a' || g)::uuid, md5('a' || g), 'news',"
-                " 'A thesis.', 'A neutral summary of the bulk article.', '[]', '[]', 'openai', 'stand-in-model',"
-                " 'v1', 500, 200, 1, 0, 0, 27, 27, 0, now() - interval '30 days' + g * interval '1 second'"
+                "INSERT INTO result (id, job_id, article_id, content_hash, provider, model,"
+                " prompt_version, prompt_tokens, completion_tokens, document, created_at)"
+                " SELECT md5('r' || g)::uuid, md5('j' || g)::uuid, md5('a' || g)::uuid, md5('a' || g),"
+                " 'openai', 'stand-in-model', 'v1', 500, 200, CAST(:document AS json),"
+                " now() - interval '30 days' + g * interval '1 second'"
                 " FROM generate_series(CAST(:a AS integer), CAST(:b AS integer)) AS g WHERE g % 5 <> 4"
             ),
-            params,
+            params | {"document": json.dumps(_bulk_document(points=0))},
         )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("ANALYZE"))
+
+
+def _bulk_document(points: int) -> dict[str, Any]:
+    """A stored result of the bulk set, with `points` argument points of two quotes each."""
+    return {
+        "article_type": "news",
+        "thesis": "A thesis.",
+        "summary": "A neutral summary of the bulk article.",
+        "argument_points": [
+            {
+                "claim": f"Claim {n} of the bulk article.",
+                "speaker": "The author",
+                "premises": ["A premise.", "Another premise."],
+                "evidence": [
+                    {"quote": "An article", "start": 0, "end": 10, "verified": True, "score": 1.0},
+                    {"quote": "bulk set", "start": 18, "end": 26, "verified": True, "score": 1.0},
+                ],
+            }
+            for n in range(points)
+        ],
+        "loaded_language": [],
+        "provider": "openai",
+        "model": "stand-in-model",
+        "prompt_version": "v1",
+        "usage": {"prompt_tokens": 500, "completion_tokens": 200, "llm_calls": 1},
+        "grounding": {"quotes": 2 * points, "verified": 2 * points},
+        "cleaning": {"chars_in": 27, "chars_kept": 27, "lines_removed": 0},
+        "neutrality": {"summary_loaded_terms": []},
+    }
 
 
 def _add_points(engine: sa.Engine, job_id: str) -> None:
@@ -568,19 +601,8 @@ def _add_points(engine: sa.Engine, job_id: str) -> None:
     GET /v1/jobs/{id} of that job reads a full result (the other bulk results have none)."""
     with engine.begin() as conn:
         conn.execute(
-            sa.text(
-                "WITH points AS ("
-                " INSERT INTO argument_point (result_id, position, claim, speaker, premises)"
-                " SELECT r.id, n, 'Claim ' || n || ' of the bulk article.', 'The author',"
-                " CAST(:premises AS json)"
-                " FROM result AS r, generate_series(0, 2) AS n"
-                " WHERE r.job_id = CAST(:job AS uuid) RETURNING id)"
-                ' INSERT INTO evidence (point_id, position, quote, start, "end", verified, score)'
-                " SELECT points.id, e, CASE e WHEN 0 THEN 'An article' ELSE 'bulk set' END,"
-                " CASE e WHEN 0 THEN 0 ELSE 18 END, CASE e WHEN 0 THEN 10 ELSE 26 END, true, 1.0"
-                " FROM points, generate_series(0, 1) AS e"
-            ),
-            {"job": job_id, "premises": '["A premise.", "Another premise."]'},
+            sa.text("UPDATE result SET document = CAST(:document AS json) WHERE job_id = :job"),
+            {"job": uuid.UUID(job_id), "document": json.dumps(_bulk_document(points=3))},
         )
 
 
@@ -611,7 +633,7 @@ def _job_count(engine: sa.Engine) -> int:
         return conn.execute(sa.text("SELECT count(*) FROM job")).scalar_one()
 
 
-def fig_scale(bench: Bench, quick: bool, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def fig_scale(bench: Bench, quick: bool, log: Log) -> dict[str, Any]:
     """Reads at 1,000 jobs and at 1,000,000, in a database and API of the figure's own: the run's
     database already holds the jobs of the other figures. That API keeps no job answers in
     memory, so that every GET /v1/jobs/{id} reads the database, which is what grows."""
@@ -619,7 +641,7 @@ def fig_scale(bench: Bench, quick: bool, log) -> dict[str, Any]:  # type: ignore
         return _scale(own, 1_000, 20_000 if quick else 1_000_000, 15 if quick else 50, log)
 
 
-def _scale(bench: Bench, small: int, large: int, reps: int, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _scale(bench: Bench, small: int, large: int, reps: int, log: Log) -> dict[str, Any]:
     engine = bench.engine
     with engine.begin() as conn:
         owner = conn.execute(sa.text("SELECT max(id) FROM api_key")).scalar_one()
@@ -670,7 +692,7 @@ def _scale(bench: Bench, small: int, large: int, reps: int, log) -> dict[str, An
 # --- 6. memory ------------------------------------------------------------------------------------
 
 
-def fig_memory(bench: Bench, sampler: RssSampler, quick: bool, log) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def fig_memory(bench: Bench, sampler: RssSampler, quick: bool, log: Log) -> dict[str, Any]:
     """A fixed number of jobs through the default worker with an instant LLM, ~300 kept queued
     ahead of it, until all have finished or the time cap passes."""
     target, batch, cap = (400, 100, 60) if quick else (10_000, 200, 900)

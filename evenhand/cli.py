@@ -327,7 +327,8 @@ def summarize(
     """Run the pipeline in-process (no broker, no API) and print the result JSON."""
     from kernel.config import get_settings
     from worker.errors import PipelineError
-    from worker.pipeline import SourceArticle, summarize_article
+    from worker.pipeline import summarize_article
+    from worker.prepare import SourceArticle
 
     raw = file.read_text(encoding="utf-8")
     kind = "html" if file.suffix.lower() in (".html", ".htm") else "text"
@@ -352,7 +353,7 @@ def evaluate(
     """Run every article in FOLDER through the configured provider and print quality figures."""
     from kernel.config import get_settings
     from worker.evaluation import evaluate_folder, total
-    from worker.pipeline import labels
+    from worker.drafting import labels
 
     settings = get_settings()
     rows = evaluate_folder(folder, settings)

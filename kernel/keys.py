@@ -7,7 +7,7 @@ there is nothing to brute-force, and every request must verify one quickly.
 import hashlib
 import secrets
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from kernel.models import ApiKey, utcnow
 
@@ -51,7 +51,7 @@ def find_active_key(session: Session, plaintext: str) -> ApiKey | None:
 
 
 def list_keys(session: Session) -> list[ApiKey]:
-    return list(session.exec(select(ApiKey).order_by(ApiKey.id)))
+    return list(session.exec(select(ApiKey).order_by(col(ApiKey.id))))
 
 
 def revoke_key(session: Session, key_id: int) -> ApiKey | None:

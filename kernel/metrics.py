@@ -2,12 +2,13 @@
 jobs) and serves them on its own port; the API computes the job counts, queue depth and job age
 from the database and Redis at scrape time, so every replica reports the same numbers."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 import structlog
 from prometheus_client import Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlmodel import Session, col, func, select
 
@@ -57,11 +58,11 @@ class JobsCollector(Collector):
             ),
         )
 
-    def describe(self):  # type: ignore[no-untyped-def]
+    def describe(self) -> list[Metric]:
         # what collect() yields, without touching the database (registration calls this)
         return list(self.families())
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[Metric]:
         by_status, age, depth = self.families()
         try:
             with Session(get_engine()) as session:

@@ -120,6 +120,9 @@ class Job(SQLModel, table=True):
 
 
 class Result(SQLModel, table=True):
+    """A job's result: the document the API serves (its shape is `kernel.schemas.ResultPublic`,
+    stored and loaded only through `kernel.results`), beside the few columns queries need."""
+
     __tablename__ = "result"
     __table_args__ = (
         # dedupe: the same clean text through the same provider, model and prompt is reused
@@ -131,50 +134,14 @@ class Result(SQLModel, table=True):
     job_id: uuid.UUID = Field(foreign_key="job.id", unique=True)
     article_id: uuid.UUID = Field(foreign_key="article.id", index=True)
     content_hash: str = Field(max_length=64)
-    article_type: str = Field(max_length=16)
-    thesis: str = Field(sa_type=sa.Text)
-    summary: str = Field(sa_type=sa.Text)
-    loaded_language: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
-    # loaded terms left in the summary outside quotes and attributed speech, after repair
-    summary_loaded_terms: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
-    )
     provider: str = Field(max_length=32)
     model: str = Field(max_length=200)
     prompt_version: str = Field(max_length=32)
+    # the daily token quota sums them
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    llm_calls: int = 0
-    quotes: int = 0
-    verified: int = 0
-    chars_in: int = 0
-    chars_kept: int = 0
-    lines_removed: int = 0
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
-
-
-class ArgumentPoint(SQLModel, table=True):
-    __tablename__ = "argument_point"
-
-    id: int | None = Field(default=None, primary_key=True)
-    result_id: uuid.UUID = Field(foreign_key="result.id", index=True)
-    position: int
-    claim: str = Field(sa_type=sa.Text)
-    speaker: str = Field(sa_type=sa.Text)
-    premises: list[str] = Field(default_factory=list, sa_column=Column(JSON))
-
-
-class Evidence(SQLModel, table=True):
-    __tablename__ = "evidence"
-
-    id: int | None = Field(default=None, primary_key=True)
-    point_id: int = Field(foreign_key="argument_point.id", index=True)
-    position: int
-    quote: str = Field(sa_type=sa.Text)
-    start: int
-    end: int
-    verified: bool
-    score: float
 
 
 # --- idempotency ----------------------------------------------------------------------------------

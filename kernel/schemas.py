@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic.json_schema import JsonDict
 
 from kernel.models import JobStatus
 
 # Examples for the OpenAPI schema (shown in /docs).
-EXAMPLE_RESULT = {
+EXAMPLE_RESULT: JsonDict = {
     "article_type": "opinion",
     "thesis": "The author argues that the harbour toll burdens night-shift workers most.",
     "summary": "The author argues that the new harbour tunnel toll falls hardest on night-shift "
@@ -39,7 +40,7 @@ EXAMPLE_RESULT = {
     "cleaning": {"chars_in": 5120, "chars_kept": 4388, "lines_removed": 17},
     "neutrality": {"summary_loaded_terms": []},
 }
-EXAMPLE_JOB = {
+EXAMPLE_JOB: JsonDict = {
     "id": "0b6e7a52-4a3c-4d47-9f0e-3f1d2f6c9a10",
     "article_id": "8d1f3c3e-1a7b-4c55-b0de-2a9e6b1f7c42",
     "status": "succeeded",

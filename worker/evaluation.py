@@ -7,7 +7,8 @@ from pathlib import Path
 
 from kernel.config import Settings
 from worker.errors import PipelineError
-from worker.pipeline import SourceArticle, summarize_article
+from worker.pipeline import summarize_article
+from worker.prepare import SourceArticle
 
 ARTICLE_SUFFIXES = {".txt": "text", ".html": "html", ".htm": "html"}
 

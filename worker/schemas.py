@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
-def _at_most(limit: int):  # type: ignore[no-untyped-def]
+def _at_most(limit: int) -> AfterValidator:
     def check(value: str) -> str:
         if len(value) > limit:
             raise ValueError(f"at most {limit} characters")

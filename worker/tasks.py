@@ -12,7 +12,7 @@ from kernel.celery_app import SUMMARIZE_TASK, WEBHOOK_TASK, celery_app
 from kernel.config import get_settings
 from kernel.jobs import send_webhook
 from worker.lease import LeaseKeeper
-from worker.pipeline import run_job
+from worker.runner import run_job
 from worker.sweeper import Sweeper
 from worker.webhooks import DeliveryFailed, deliver
 

@@ -43,6 +43,7 @@ async def _answer(
     except BaseException:  # a 404, the database away, the client gone: keep no reservation
         cache.release(job_id, reservation)
         raise
+    assert owner.id is not None
     answer = JobAnswer(owner_id=owner.id, status=job.status, body=job.model_dump_json().encode())
     cache.fill(job_id, reservation, answer)
     return answer

@@ -1,6 +1,7 @@
 """Alembic environment: the URL comes from evenhand's settings, batch mode so SQLite can ALTER."""
 
 from alembic import context
+from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
 from kernel import models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -29,7 +30,7 @@ def run_migrations_online() -> None:
         _run(connectable)
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()

@@ -145,7 +145,7 @@ ARTICLE_PAGE_SENTENCES = [
 
 
 def test_article_page_through_trafilatura() -> None:
-    """The pipeline's HTML path: trafilatura (as in worker.pipeline) then the cleaner."""
+    """The pipeline's HTML path: trafilatura (as in worker.prepare) then the cleaner."""
     html = read("article_page.html")
     extracted = trafilatura.extract(
         html, include_comments=False, include_tables=False, favor_precision=True

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from api.job_cache import JobAnswer, JobCache
 from api.service import cancel
@@ -16,7 +16,6 @@ from kernel.jobs import (
     cancel_job,
     claim_job,
     fail_job,
-    load_result,
     mark_succeeded,
     reclaim_expired,
     renew_lease,
@@ -24,10 +23,11 @@ from kernel.jobs import (
 )
 from kernel.keys import create_key
 from kernel.migrate import upgrade_to_head
-from kernel.models import ApiKey, Article, Job, JobStatus, Result
+from kernel.models import ApiKey, Article, Job, JobStatus
+from kernel.results import result_of_job
 from kernel.schemas import EXAMPLE_RESULT, ArgumentPointPublic, EvidencePublic, ResultPublic
 from worker.lease import LeaseKeeper
-from worker.pipeline import store_result
+from worker.runner import store
 
 
 @pytest.fixture
@@ -135,9 +135,9 @@ def test_a_stored_result_reads_back_with_each_quote_on_its_own_point(session: Se
     result = ResultPublic.model_validate(EXAMPLE_RESULT).model_copy(
         update={"argument_points": points}
     )
-    assert store_result(session, claim, status(session, job_id).article_id, result, "a-hash")
-    stored = session.exec(select(Result).where(Result.job_id == job_id)).one()
-    assert load_result(session, stored).argument_points == points
+    assert store(session, claim, status(session, job_id).article_id, result, "a-hash")
+    stored = result_of_job(session.connection(), job_id)
+    assert stored is not None and stored.argument_points == points
     assert status(session, job_id).status == JobStatus.succeeded
 
 

@@ -3,7 +3,7 @@
 from types import SimpleNamespace
 
 from worker.llm import _judge, strict_format
-from worker.pipeline import merge_points
+from worker.drafting import merge_points
 from worker.prompts import (
     PROMPT_VERSION,
     build_map_messages,
