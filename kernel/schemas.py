@@ -39,6 +39,7 @@ EXAMPLE_RESULT: JsonDict = {
     "grounding": {"quotes": 1, "verified": 1},
     "cleaning": {"chars_in": 5120, "chars_kept": 4388, "lines_removed": 17},
     "neutrality": {"summary_loaded_terms": []},
+    "defaulted": [],
 }
 EXAMPLE_JOB: JsonDict = {
     "id": "0b6e7a52-4a3c-4d47-9f0e-3f1d2f6c9a10",
@@ -111,6 +112,8 @@ class ResultPublic(BaseModel):
     grounding: GroundingPublic
     cleaning: CleaningPublic
     neutrality: NeutralityPublic
+    # the fields the model left out and evenhand filled with their empty default
+    defaulted: list[str] = []
 
 
 class JobError(BaseModel):

@@ -13,14 +13,16 @@ Embed: create_app(latency=..., faults=[...]) -> Starlette ASGI app.
 Control (tests and benchmarks):
     POST /_control  {"latency": s, "faults": [{"kind": K, "rate": p | "count": n, ...}],
                      "seed": n, "language": "en", "max_context_chars": n | null,
-                     "requests_log": bool, "hold": bool, "reset_stats": true}
+                     "requests_log": bool, "hold": bool, "server": S,
+                     "models": [str] | null, "reset_stats": true}
                     Keys present replace that setting; absent keys keep theirs.
                     `hold`: while true, every chat request waits (after `latency`) until it is
                     set false again or its client hangs up, so a test can hold a job running.
     GET  /_control  current settings.
-    GET  /_stats    {"requests", "completions", "faults": {kind: n}, "in_flight",
-                     "max_in_flight", "last_request"}
-                    `completions` counts fault-free answers; `latency` delays every answer.
+    GET  /_stats    {"requests", "completions", "faults": {kind: n}, "refusals": {what: n},
+                     "in_flight", "max_in_flight", "last_request"}
+                    `completions` counts fault-free answers; `latency` delays every answer;
+                    `refusals` counts what the `server` dialect and `models` refused.
     GET  /_requests the last 200 chat request bodies, oldest first, while `requests_log` is on
                     (`reset_stats` clears them).
 
@@ -37,6 +39,24 @@ apply only to json_schema requests / answers with a quote / answers with a summa
 
 `max_context_chars` (default null = unlimited): requests whose messages hold more characters
 get the context_length error, counted in `faults["context_length"]` without using up a rule.
+
+Server dialects (`server`), for what real OpenAI-compatible servers accept:
+  "openai"            (default) everything the worker sends.
+  "llama_cpp_python"  a response_format other than text/json_object is answered 500 with
+                      llama-cpp-python's body (its request validation error wrapped as an
+                      internal_server_error, refusal "json_schema"); `{"type": "json_object",
+                      "schema": {...}}` is enforced like llama.cpp's grammar (answers follow it).
+  "old_server"        `max_completion_tokens` is answered 400 "Unrecognized request argument
+                      supplied" (refusal "max_completion_tokens"); `max_tokens` is accepted.
+`models` (default null = any model): a model not in the list is answered 404 `model_not_found`
+as OpenAI words it (refusal "model_not_found").
+Without a response_format, a schema in a ```json fence of the prompt is answered as chat models
+do without a JSON mode: the JSON in a ```json fence.
+
+Answer shapes of real models, as fault kinds acting on a 200 JSON answer: "fenced" (in a ```json
+fence), "prose" (between sentences of prose), "think" (after a `<think>` reasoning block),
+"missing_optional" (no `loaded_language`, no `premises`), "missing_thesis" (no `thesis`), and
+"reject_json_object" (400 for json_object requests, as servers without a JSON mode answer).
 
 Everything runs on one event loop and state is only touched between awaits, so no locks.
 """
@@ -82,8 +102,18 @@ FaultKind = Literal[
     "loaded_summary",
     "injected_links",
     "context_length",
+    "reject_json_object",
+    "fenced",
+    "prose",
+    "think",
+    "missing_optional",
+    "missing_thesis",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
+ServerDialect = Literal["openai", "llama_cpp_python", "old_server"]
+REFUSALS = ("json_schema", "max_completion_tokens", "model_not_found")
+# the answer-shape faults: they rewrite a 200 JSON answer
+SHAPE_FAULTS = ("fenced", "prose", "think", "missing_optional", "missing_thesis")
 
 MODEL_IDS = ("gpt-4o-mini", "gpt-4o", "fake-llm")
 REFUSAL_TEXT = "I can't help with that."
@@ -138,6 +168,9 @@ class ControlRequest(BaseModel):
     max_context_chars: int | None = Field(default=None, ge=0)
     requests_log: bool | None = None  # keep the last chat request bodies for GET /_requests
     hold: bool | None = None  # chat requests wait while it is on
+    server: ServerDialect | None = None  # which real server's acceptance rules to follow
+    # the models served; null = any. Like max_context_chars, an explicit null is a change.
+    models: list[str] | None = None
     reset_stats: bool = False
 
 
@@ -152,6 +185,7 @@ class Stats:
     requests: int = 0
     completions: int = 0
     faults: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FAULT_KINDS, 0))
+    refusals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REFUSALS, 0))
     in_flight: int = 0
     max_in_flight: int = 0
     last_request: Any = None
@@ -161,6 +195,7 @@ class Stats:
             "requests": self.requests,
             "completions": self.completions,
             "faults": dict(self.faults),
+            "refusals": dict(self.refusals),
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "last_request": self.last_request,
@@ -176,6 +211,8 @@ class FakeLLMState:
     language: str = "en"
     max_context_chars: int | None = None
     requests_log: bool = False
+    server: ServerDialect = "openai"
+    models: list[str] | None = None
     logged_requests: deque[Any] = field(default_factory=lambda: deque(maxlen=REQUESTS_LOG_SIZE))
     rng: random.Random = field(default_factory=random.Random)
     released: asyncio.Event = field(default_factory=asyncio.Event)  # clear while held
@@ -214,6 +251,8 @@ class FakeLLMState:
             "max_context_chars": self.max_context_chars,
             "requests_log": self.requests_log,
             "hold": not self.released.is_set(),
+            "server": self.server,
+            "models": self.models,
         }
 
 
@@ -276,13 +315,16 @@ def _requested_schema(body: Mapping[str, Any]) -> tuple[str, dict[str, Any] | No
     """(mode, schema) where mode is "json_schema", "json_object" or "text"."""
     response_format = body.get("response_format")
     if not isinstance(response_format, Mapping):
-        return "text", None
+        return "text", _embedded_schema(body.get("messages") or [])
     kind = response_format.get("type")
     if kind == "json_schema":
         wrapper = response_format.get("json_schema")
         schema = wrapper.get("schema") if isinstance(wrapper, Mapping) else None
         return "json_schema", schema if isinstance(schema, dict) else None
     if kind == "json_object":
+        # llama.cpp and llama-cpp-python take the schema beside the type and enforce it
+        if isinstance(schema := response_format.get("schema"), dict):
+            return "json_object", schema
         return "json_object", _embedded_schema(body.get("messages") or [])
     return "text", None
 
@@ -672,6 +714,8 @@ def _answer_content(
             loaded_summary=loaded_summary,
         )
         content = json.dumps(answer.generate(), ensure_ascii=False)
+        if mode == "text":  # no JSON mode: chat models fence their JSON
+            content = f"```json\n{content}\n```"
         return content, frozenset(answer.used)
     if mode != "text":
         return "{}", frozenset()
@@ -683,6 +727,10 @@ def _fault_applies(kind: str, mode: str, used: frozenset[str]) -> bool:
     match kind:
         case "reject_json_schema":
             return mode == "json_schema"
+        case "reject_json_object":
+            return mode == "json_object"
+        case "fenced" | "prose" | "think" | "missing_optional" | "missing_thesis":
+            return mode != "text" and bool(used)  # a JSON answer to reshape
         case "bad_quotes":
             return "quote" in used
         case "loaded_summary" | "injected_links":
@@ -744,10 +792,20 @@ def _fault_response(fault: FaultSpec, body: Mapping[str, Any], content: str) -> 
                 code="unsupported_response_format",
                 param="response_format",
             )
+        case "reject_json_object":
+            return _error(
+                400,
+                "response_format json_object is not supported by this server",
+                type_="invalid_request_error",
+                code="unsupported_response_format",
+                param="response_format",
+            )
         case "context_length":
             return _context_length_error(CONTEXT_LENGTH_TOKENS, body)
-        case "bad_quotes" | "loaded_summary" | "injected_links":
-            return JSONResponse(_completion(body, content=content))  # content already distorted
+        case "bad_quotes" | "loaded_summary" | "injected_links" | "fenced" | "prose" | "think":
+            return JSONResponse(_completion(body, content=content))  # content already reshaped
+        case "missing_optional" | "missing_thesis":
+            return JSONResponse(_completion(body, content=content))
         case "timeout":
             return None
     raise AssertionError(f"unhandled fault kind {fault.kind}")
@@ -771,6 +829,10 @@ async def chat_completions(request: Request) -> Response:
             state.logged_requests.append(body)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is required.", type_="invalid_request_error", code=None)
+        if (refused := _refusal(state, body)) is not None:
+            what, refusal = refused
+            state.stats.refusals[what] += 1
+            return refusal
 
         # Generated up front: which faults apply depends on what the answer contains.
         language = state.language
@@ -803,12 +865,81 @@ async def chat_completions(request: Request) -> Response:
             )
         if fault is not None and fault.kind == "injected_links":
             content = _inject_links(content)
+        if fault is not None and fault.kind in SHAPE_FAULTS:
+            content = reshape_answer(fault.kind, content)
         if fault is not None and (response := _fault_response(fault, body, content)) is not None:
             return response
         state.stats.completions += 1
         return JSONResponse(_completion(body, content=content))
     finally:
         state.stats.in_flight -= 1
+
+
+def _refusal(state: FakeLLMState, body: Mapping[str, Any]) -> tuple[str, Response] | None:
+    """What the configured server refuses outright: (refusal counted, its response)."""
+    model = body.get("model")
+    if state.models is not None and model not in state.models:
+        response = _error(
+            404,
+            f"The model `{model}` does not exist or you do not have access to it.",
+            type_="invalid_request_error",
+            code="model_not_found",
+        )
+        return "model_not_found", response
+    response_format = body.get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, Mapping) else None
+    if state.server == "llama_cpp_python" and kind not in (None, "text", "json_object"):
+        return "json_schema", _llama_cpp_python_validation_error(kind)
+    if state.server == "old_server" and "max_completion_tokens" in body:
+        response = _error(
+            400,
+            "Unrecognized request argument supplied: max_completion_tokens",
+            type_="invalid_request_error",
+            code=None,
+        )
+        return "max_completion_tokens", response
+    return None
+
+
+def _llama_cpp_python_validation_error(kind: Any) -> JSONResponse:
+    """llama-cpp-python's answer to a response_format it does not know: its route handler turns
+    FastAPI's request validation error into a 500 whose message is the error's text."""
+    detail = {
+        "type": "literal_error",
+        "loc": ("body", "response_format", "type"),
+        "msg": "Input should be 'text' or 'json_object'",
+        "input": kind,
+        "ctx": {"expected": "'text' or 'json_object'"},
+    }
+    message = (
+        f"1 validation error:\n  {detail}\n\n"
+        '  File "/usr/local/lib/python3.11/site-packages/llama_cpp/server/app.py", line 486, '
+        "in create_chat_completion\n    POST /v1/chat/completions"
+    )
+    return _error(500, message, type_="internal_server_error", code=None)
+
+
+def reshape_answer(kind: str, content: str) -> str:
+    """A JSON answer as real models shape it (the answer-shape fault kinds)."""
+    match kind:
+        case "fenced":
+            return f"```json\n{content}\n```"
+        case "prose":
+            return f"Here is the analysis you asked for:\n\n{content}\n\nI hope this helps!"
+        case "think":
+            return (
+                "<think>\nThe user wants a summary as JSON {with the schema's fields}. "
+                "Let me read the article first.\n</think>\n\n" + content
+            )
+    answer = json.loads(content)
+    if kind == "missing_thesis":
+        answer.pop("thesis", None)
+    else:  # missing_optional
+        answer.pop("loaded_language", None)
+        for point in answer.get("argument_points") or []:
+            if isinstance(point, dict):
+                point.pop("premises", None)
+    return json.dumps(answer, ensure_ascii=False)
 
 
 def _inject_links(content: str) -> str:
@@ -854,6 +985,10 @@ def apply_control(state: FakeLLMState, change: ControlRequest) -> None:
         state.max_context_chars = change.max_context_chars
     if change.requests_log is not None:
         state.requests_log = change.requests_log
+    if change.server is not None:
+        state.server = change.server
+    if "models" in change.model_fields_set:
+        state.models = change.models
     if change.hold is not None:
         if change.hold:
             state.released.clear()
@@ -884,6 +1019,8 @@ def create_app(
     language: str = "en",
     max_context_chars: int | None = None,
     requests_log: bool = False,
+    server: ServerDialect = "openai",
+    models: Sequence[str] | None = None,
 ) -> Starlette:
     """The fake as an ASGI app; initial settings use the same rules as `POST /_control`."""
     app = Starlette(
@@ -906,6 +1043,8 @@ def create_app(
             max_context_chars=max_context_chars,
             requests_log=requests_log,
             hold=False,
+            server=server,
+            models=list(models) if models is not None else None,
         ),
     )
     app.state.fake = state
@@ -942,6 +1081,15 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--requests-log", action="store_true", help="keep recent request bodies (GET /_requests)"
     )
+    parser.add_argument(
+        "--server",
+        default="openai",
+        choices=get_args(ServerDialect),
+        help="which real server's acceptance rules to follow",
+    )
+    parser.add_argument(
+        "--model", action="append", default=None, help="a model served (repeatable; default: any)"
+    )
     parser.add_argument("--log-level", default="warning")
     return parser.parse_args(argv)
 
@@ -965,6 +1113,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         language=args.language,
         max_context_chars=args.max_context_chars,
         requests_log=args.requests_log,
+        server=args.server,
+        models=args.model,
     )
     sock = _listening_socket(args.host, args.port)
     port = sock.getsockname()[1]

@@ -71,6 +71,8 @@ def _calm_llm(request: pytest.FixtureRequest) -> Iterator[None]:
         "max_context_chars": None,
         "requests_log": False,
         "hold": False,
+        "server": "openai",
+        "models": None,
     }
     llm.control(**calm, reset_stats=True)
     yield

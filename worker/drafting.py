@@ -155,6 +155,7 @@ def draft_with_llm(
     log.info("map_reduce", chunks=len(chunks))
     points: list[DraftPoint] = []
     terms: list[str] = []
+    defaulted: list[str] = []  # fields the map and reduce answers left out
     for chunk in chunks:
         messages = build_map_messages(chunk.text, part=chunk.index + 1, parts=len(chunks), **meta)
         conversation = Conversation(llm, messages, MapDraft, article.language, deadline)
@@ -162,6 +163,7 @@ def draft_with_llm(
         usage.add(conversation.usage)
         points += mapped.argument_points
         terms += mapped.loaded_language
+        defaulted += mapped.defaulted
     lines = [f"[{i}] {p.speaker}: {p.claim}".replace("\n", " ") for i, p in enumerate(points)]
     conversation = Conversation(
         llm, build_reduce_messages(lines, **meta), ReduceDraft, article.language, deadline
@@ -177,4 +179,5 @@ def draft_with_llm(
         argument_points=merge_points(points, [g.points for g in reduced.duplicate_groups]),
         loaded_language=list(dict.fromkeys(terms)),
     )
+    draft.mark_defaulted(*defaulted, *reduced.defaulted)
     return draft, usage

@@ -4,33 +4,40 @@ our pydantic models, and what it takes to survive real OpenAI-compatible servers
 - Retries are ours alone (the SDK's are switched off, so the two cannot multiply): connection
   errors, timeouts, 408/409/429 (honouring Retry-After), 5xx and malformed bodies are retried with
   exponential backoff and full jitter, at most `EVENHAND_LLM_RETRIES` times and never past the
-  job's deadline (`EVENHAND_JOB_TIME_LIMIT`). Permanent errors (401/403, bad requests, context
-  length, insufficient_quota) fail at once. Either way the job ends with a stable code.
-- A server that rejects `json_schema` is asked again with `json_object` (the schema then goes in
-  the system message and our own validation is the check); the fallback is logged and holds for
-  the rest of the conversation. `EVENHAND_RESPONSE_FORMAT=json_object` starts there and saves the
-  rejected call on servers known not to take json_schema.
-- An answer that is not valid JSON for the schema, a refusal or a truncated answer gets one repair
-  round; `Conversation.revise` lets the pipeline ask for one more round (unverifiable quotes,
-  loaded wording).
+  job's deadline (`EVENHAND_JOB_TIME_LIMIT`). Permanent errors (401/403, unknown model, bad
+  requests, context length, insufficient_quota) fail at once. Either way the job ends with a
+  stable code and a message that carries the provider's own status and reason.
+- A refusal of what we asked for is never retried: the request adapts instead. A server that
+  rejects the response format (400/422, or a 500 whose body names it, as llama-cpp-python's does)
+  is asked again one step down `MODES`: strict json_schema, then json_object with the schema in
+  the form llama.cpp and llama-cpp-python enforce, then bare json_object, then the schema in the
+  prompt alone. A server that rejects `max_completion_tokens` gets `max_tokens`. What a server
+  accepts is remembered per (base URL, model) for the life of the process and logged once.
+  `EVENHAND_RESPONSE_FORMAT=json_object` starts at the second step.
+- An answer that is unusable (see `worker.schemas.parse_answer`: no JSON, essentials missing), a
+  refusal or a truncated answer gets one repair round; `Conversation.revise` lets the pipeline ask
+  for one more round (unverifiable quotes, loaded wording).
 """
 
 import json
 import random
+import re
 import threading
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 import structlog
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from kernel.config import Settings
 from kernel.metrics import LLM_LATENCY, LLM_RETRIES, LLM_TOKENS
 from worker.errors import PipelineError
 from worker.prompts import Messages, system_message
-from worker.schemas import Usage
+from worker.schemas import Answer, UnusableAnswer, Usage, parse_answer
 
 log = structlog.get_logger(__name__)
 
@@ -118,6 +125,8 @@ def retry_reason(exc: Exception) -> str | None:
             return "connection"
         case openai.RateLimitError() if _error_code(exc) != "insufficient_quota":
             return "rate_limited"
+        case openai.APIStatusError() if refused_feature(exc) is not None:
+            return None  # asking again the same way gets the same refusal
         case openai.APIStatusError() if exc.status_code in (408, 409) or exc.status_code >= 500:
             return f"status_{exc.status_code}"
         case openai.APIResponseValidationError() | json.JSONDecodeError():
@@ -163,6 +172,92 @@ def strict_format(output: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+# --- what a server accepts ------------------------------------------------------------------------
+
+# How the answer's JSON schema is asked for, best first; a refused mode moves one step down.
+MODES = ("json_schema", "json_object_schema", "json_object", "prompt")
+TOKEN_PARAMS = ("max_completion_tokens", "max_tokens")  # the second for servers predating it
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What one server accepts for one model, as learnt from its refusals."""
+
+    mode: int = 0  # index into MODES
+    token_param: str = TOKEN_PARAMS[0]
+
+
+_dialects: dict[tuple[str, str], Dialect] = {}
+_dialects_lock = threading.Lock()
+
+
+def _dialect_key(llm: "LLM") -> tuple[str, str]:
+    return str(llm.client.base_url), llm.model
+
+
+def dialect(llm: "LLM") -> Dialect:
+    """What the process has learnt about `llm`'s server so far."""
+    start = Dialect(mode=0 if llm.json_schema else 1)
+    with _dialects_lock:
+        learnt = _dialects.get(_dialect_key(llm), start)
+    return Dialect(mode=max(start.mode, learnt.mode), token_param=learnt.token_param)
+
+
+def learn(llm: "LLM", refused: Dialect, exc: openai.APIStatusError) -> bool:
+    """Step away from what the server refused; False when there is nothing left to try."""
+    feature = refused_feature(exc)
+    change: dict[str, Any] = {}
+    if feature == "max_completion_tokens" and refused.token_param == TOKEN_PARAMS[0]:
+        change = {"token_param": TOKEN_PARAMS[1]}
+    elif feature == "response_format" and refused.mode + 1 < len(MODES):
+        change = {"mode": refused.mode + 1}
+    if not change:
+        return False
+    key = _dialect_key(llm)
+    with _dialects_lock:
+        known = _dialects.get(key, Dialect())
+        updated = Dialect(
+            mode=max(known.mode, change.get("mode", 0)),
+            token_param=change.get("token_param", known.token_param),
+        )
+        if updated == known:
+            return True  # another job learnt it meanwhile
+        _dialects[key] = updated
+    # once per server, model and change: the process reuses what it learnt
+    log.warning(
+        "llm_server_adapted",
+        refused=MODES[refused.mode] if "mode" in change else refused.token_param,
+        fallback=MODES[updated.mode] if "mode" in change else updated.token_param,
+        status=exc.status_code,
+        model=llm.model,
+    )
+    return True
+
+
+_FORMAT_WORDS = ("response_format", "json_schema", "json_object", "schema", "grammar")
+
+
+def refused_feature(exc: openai.APIStatusError) -> str | None:
+    """What part of our request a server refused for good: "max_completion_tokens",
+    "response_format" or None. A 500 counts when its body names the part (llama-cpp-python
+    answers a request it cannot validate with 500)."""
+    if exc.status_code not in (400, 422, 500) or "context_length" in _error_code(exc):
+        return None
+    text = f"{_error_code(exc)} {_error_text(exc)}".lower()
+    if "max_completion_tokens" in text:
+        return "max_completion_tokens"
+    if any(word in text for word in _FORMAT_WORDS):
+        return "response_format"
+    return None
+
+
+# --- the provider's own words in every failure ---------------------------------------------------
+
+REASON_CHARS = 300
+_SECRET_LIKE = re.compile(r"\b(?:sk|eh)-?[A-Za-z0-9_*-]{6,}|(?i:bearer)\s+\S+")
+_SPACE = re.compile(r"\s+")
+
+
 def _error_code(exc: openai.APIError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     error = body.get("error", body)
@@ -171,51 +266,102 @@ def _error_code(exc: openai.APIError) -> str:
     return str(error.get("code") or error.get("type") or "")
 
 
-def _rejects_json_schema(exc: openai.BadRequestError) -> bool:
-    text = f"{_error_code(exc)} {exc.message}".lower()
-    return "response_format" in text or "json_schema" in text
+def _error_text(exc: openai.APIError) -> str:
+    """The provider's own explanation: the error body's message, else the whole body."""
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        message = error.get("message") if isinstance(error, dict) else error
+        return message if isinstance(message, str) else json.dumps(body)
+    if isinstance(body, str) and body.strip():
+        return body
+    return exc.message
 
 
-def _pipeline_error(exc: Exception) -> PipelineError:
+def _without_secrets(text: str, llm: "LLM | None") -> str:
+    key = llm.client.api_key if llm is not None else ""
+    if key and len(key) >= 4:
+        text = text.replace(key, "[redacted]")
+    return _SECRET_LIKE.sub("[redacted]", text)
+
+
+def provider_reason(exc: Exception, llm: "LLM | None" = None) -> str:
+    """What the provider said, for the job's message: status and the start of its error text,
+    without keys."""
+    match exc:
+        case openai.APIStatusError():
+            said = f"{exc.status_code} {_error_text(exc)}"
+        case openai.APIConnectionError() if exc.__cause__ is not None:
+            said = f"{type(exc.__cause__).__name__}: {exc.__cause__}"
+        case _:
+            said = str(exc)
+    said = _without_secrets(_SPACE.sub(" ", said).strip(), llm)
+    if len(said) > REASON_CHARS:
+        said = said[:REASON_CHARS].rstrip() + "…"
+    return f"The provider answered: {said}"
+
+
+def _provider(llm: "LLM | None") -> str:
+    """ "The LLM provider at URL", without any credentials the URL may carry."""
+    if llm is None:
+        return "The LLM provider"
+    url = urlsplit(str(llm.client.base_url))
+    port = f":{url.port}" if url.port else ""
+    return f"The LLM provider at {url.scheme}://{url.hostname or ''}{port}{url.path}"
+
+
+def _pipeline_error(exc: Exception, llm: "LLM | None" = None) -> PipelineError:
     """The SDK's errors, once retries are over or pointless, sorted into stable failure codes."""
+    code, message = _classify(exc, llm)
+    return PipelineError(code, f"{message} {provider_reason(exc, llm)}")
+
+
+def _classify(exc: Exception, llm: "LLM | None") -> tuple[str, str]:
+    model = llm.model if llm is not None else "the model"
     match exc:
         case openai.AuthenticationError() | openai.PermissionDeniedError():
-            return PipelineError(
-                "llm_auth_failed", f"The LLM provider refused our credentials ({exc.status_code})."
-            )
+            return "llm_auth_failed", "The LLM provider refused our credentials (OPENAI_API_KEY)."
         case openai.RateLimitError() if _error_code(exc) == "insufficient_quota":
-            return PipelineError("llm_quota_exceeded", "The LLM account has no quota left.")
+            return "llm_quota_exceeded", "The LLM account has no quota left."
         case openai.RateLimitError():
-            return PipelineError(
-                "llm_rate_limited", "The LLM provider kept rate-limiting the request."
-            )
-        case openai.BadRequestError() if "context_length" in _error_code(exc):
-            return PipelineError(
+            return "llm_rate_limited", "The LLM provider kept rate-limiting the request."
+        case openai.APIStatusError() if "context_length" in _error_code(exc):
+            return (
                 "llm_context_length",
                 "The text is too long for the model's context; lower EVENHAND_TOKEN_BUDGET.",
             )
-        case openai.BadRequestError():
-            return PipelineError(
-                "llm_bad_request",
-                f"The LLM provider rejected the request ({_error_code(exc) or 'bad request'}).",
+        case openai.APIStatusError() if _error_code(exc) == "model_not_found" or (
+            exc.status_code == 404 and "model" in _error_text(exc).lower()
+        ):
+            return (
+                "llm_model_not_found",
+                f"{_provider(llm)} does not serve the model {model!r}; set EVENHAND_MODEL to "
+                "one it serves.",
             )
+        case openai.NotFoundError():
+            return (
+                "llm_endpoint_not_found",
+                f"{_provider(llm)} has no chat completions endpoint; check OPENAI_BASE_URL "
+                "(OpenAI-compatible servers usually serve under /v1).",
+            )
+        case openai.APIStatusError() if exc.status_code in (400, 422) or refused_feature(exc):
+            return "llm_bad_request", "The LLM provider rejected the request."
         case openai.APITimeoutError():
-            return PipelineError("llm_timeout", "The LLM provider did not answer in time.")
+            return "llm_timeout", "The LLM provider did not answer in time."
         case openai.APIConnectionError():
-            return PipelineError("llm_unreachable", "The LLM provider could not be reached.")
+            return "llm_unreachable", f"{_provider(llm)} could not be reached."
         case openai.APIResponseValidationError() | json.JSONDecodeError():
             # openai 3.x lets a non-JSON 200 body escape as a bare JSONDecodeError
-            return PipelineError(
-                "llm_malformed_response", "The LLM provider sent a malformed response."
-            )
+            return "llm_malformed_response", "The LLM provider sent a malformed response."
         case openai.APIStatusError():
-            return PipelineError(
-                "llm_server_error", f"The LLM provider failed with status {exc.status_code}."
+            return (
+                "llm_server_error",
+                f"The LLM provider kept failing with status {exc.status_code}.",
             )
     raise exc
 
 
-def _judge(completion: Any, output: type[BaseModel]) -> tuple[BaseModel | None, str, str]:
+def _judge(completion: Any, output: type[Answer]) -> tuple[Answer | None, str, str]:
     """The parsed answer, or why it is unusable (failure code, message for the repair round)."""
     if not getattr(completion, "choices", None):
         return None, "llm_malformed_response", "The answer had no choices."
@@ -229,15 +375,9 @@ def _judge(completion: Any, output: type[BaseModel]) -> tuple[BaseModel | None, 
             "The answer was cut off at the output token limit; answer more briefly.",
         )
     try:
-        return output.model_validate_json(choice.message.content or ""), "", ""
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the answer"
-        return (
-            None,
-            "llm_invalid_output",
-            f"The answer does not match the JSON schema ({where}: {first['msg']}).",
-        )
+        return parse_answer(choice.message.content or "", output), "", ""
+    except UnusableAnswer as exc:
+        return None, exc.code, exc.problem
 
 
 class Conversation:
@@ -247,7 +387,7 @@ class Conversation:
         self,
         llm: LLM,
         messages: Messages,
-        output: type[BaseModel],
+        output: type[Answer],
         language: str | None,
         deadline: Deadline,
     ) -> None:
@@ -257,27 +397,36 @@ class Conversation:
         self.output = output
         self.language = language
         self.usage = Usage()
-        self.json_schema = llm.json_schema
 
     def _complete(self) -> Any:
-        if self.json_schema:
+        """One answer, asked the way this server accepts; a refusal adapts, never repeats."""
+        while True:
+            asked = dialect(self.llm)
             try:
-                return self._create(self.messages, strict_format(self.output))
-            except openai.BadRequestError as exc:
-                if not _rejects_json_schema(exc):
-                    raise _pipeline_error(exc) from None
-                log.warning(
-                    "llm_json_schema_unsupported", fallback="json_object", model=self.llm.model
-                )
-                self.json_schema = False
-        with_schema = [
-            system_message(self.language, output_schema(self.output)),
-            *self.messages[1:],
-        ]
-        return self._create(with_schema, {"type": "json_object"})
+                return self._create(self._request(asked))
+            except openai.APIStatusError as exc:
+                if not learn(self.llm, asked, exc):
+                    raise _pipeline_error(exc, self.llm) from None
 
-    def _create(self, messages: Messages, response_format: dict[str, Any]) -> Any:
-        """One completion, retrying what is worth retrying within the job's deadline."""
+    def _request(self, asked: Dialect) -> dict[str, Any]:
+        """The request body's messages, response format and output limit for `asked`."""
+        mode = MODES[asked.mode]
+        body: dict[str, Any] = {asked.token_param: self.llm.max_output_tokens}
+        if mode == "json_schema":
+            body["messages"] = self.messages
+            body["response_format"] = strict_format(self.output)
+            return body
+        schema = output_schema(self.output)
+        body["messages"] = [system_message(self.language, schema), *self.messages[1:]]
+        if mode == "json_object_schema":
+            body["response_format"] = {"type": "json_object", "schema": schema}
+        elif mode == "json_object":
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    def _create(self, body: dict[str, Any]) -> Any:
+        """One completion, retrying what is worth retrying within the job's deadline; a permanent
+        status error is raised as it is, for the caller to adapt to or report."""
         for attempt in range(self.llm.retries + 1):
             self.deadline.check()
             started = time.perf_counter()
@@ -285,29 +434,26 @@ class Conversation:
                 completion = self.llm.client.chat.completions.create(
                     model=self.llm.model,
                     messages=[],  # replaced by extra_body's
-                    max_completion_tokens=self.llm.max_output_tokens,
                     timeout=max(1.0, min(self.llm.timeout, self.deadline.remaining())),
                     # Sent as they are: as typed arguments the SDK would match every message and
                     # the format against its TypedDict unions (~1 ms of CPU per call) only to
                     # send the same plain JSON.
-                    extra_body={"messages": messages, "response_format": response_format},
+                    extra_body=body,
                 )
-            except openai.BadRequestError:
-                self._observe(started, "bad_request")
-                raise  # the caller decides whether this is a json_schema rejection
             except (openai.APIError, json.JSONDecodeError) as exc:
                 reason = retry_reason(exc)
                 self._observe(started, reason or type(exc).__name__)
+                if reason is None and isinstance(exc, openai.APIStatusError):
+                    raise
                 if reason is None or attempt == self.llm.retries:
-                    raise _pipeline_error(exc) from None
+                    raise _pipeline_error(exc, self.llm) from None
                 backoff = min(self.llm.backoff_max, self.llm.backoff_base * 2**attempt)
-                wait = random.uniform(
-                    backoff / 2, backoff
-                )  # jitter: retries of many jobs spread out
+                # jitter: retries of many jobs spread out
+                wait = random.uniform(backoff / 2, backoff)
                 if (retry_after := _retry_after(exc)) is not None:
                     wait = max(wait, min(retry_after, self.llm.backoff_max))
                 if wait >= self.deadline.remaining():
-                    raise _pipeline_error(exc) from None
+                    raise _pipeline_error(exc, self.llm) from None
                 log.warning("llm_retry", reason=reason, attempt=attempt + 1, wait=round(wait, 2))
                 LLM_RETRIES.labels(reason).inc()
                 self.deadline.sleep(wait)
@@ -325,11 +471,8 @@ class Conversation:
     def _observe(self, started: float, outcome: str) -> None:
         LLM_LATENCY.labels(self.llm.model, outcome).observe(time.perf_counter() - started)
 
-    def _round(self) -> tuple[BaseModel | None, str, str, str]:
-        try:
-            completion = self._complete()
-        except openai.BadRequestError as exc:
-            raise _pipeline_error(exc) from None
+    def _round(self) -> tuple[Answer | None, str, str, str]:
+        completion = self._complete()
         answer, code, problem = _judge(completion, self.output)
         content = (
             completion.choices[0].message.content if getattr(completion, "choices", None) else None
@@ -342,15 +485,20 @@ class Conversation:
             answer, code, problem, content = self._round()
             self.messages += [{"role": "assistant", "content": content}]
             if answer is not None:
+                if answer.defaulted:
+                    log.info("llm_answer_defaulted", fields=answer.defaulted)
                 return answer
             log.warning("llm_answer_unusable", code=code, round=round_)
             self.messages += [
                 {
                     "role": "user",
-                    "content": f"{problem} Answer again with one JSON object that follows the schema.",
+                    "content": f"{problem} Answer again with one JSON object that follows the "
+                    "schema, with every field.",
                 }
             ]
-        raise PipelineError(code, problem)
+        raise PipelineError(
+            code, f"The model's answer was unusable, also after a repair round: {problem}"
+        )
 
     def revise(self, instruction: str) -> Any | None:
         """One more round after a usable answer; None when the revision is unusable."""

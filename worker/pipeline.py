@@ -132,6 +132,7 @@ def assemble(
         grounding=GroundingPublic(quotes=len(quotes), verified=sum(ev.verified for ev in quotes)),
         cleaning=cleaning_figures(cleaned),
         neutrality=NeutralityPublic(summary_loaded_terms=checked.summary_loaded_terms),
+        defaulted=draft.defaulted,
     )
 
 

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
+from openai.types.shared_params import ResponseFormatJSONSchema
 
 from testkit.fake_llm import LOADED_PREFIX, distort_quote, generate_answer
 from testkit.stack import FakeLLM, wait_until
@@ -38,14 +40,14 @@ def _user_message(article: str) -> str:
     return f"Summarize the article below.\nTitle: (none)\n\n<article>\n{article}\n</article>"
 
 
-def _messages(article: str = ARTICLE) -> list[dict[str, str]]:
+def _messages(article: str = ARTICLE) -> list[ChatCompletionMessageParam]:
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": _user_message(article)},
     ]
 
 
-def _draft_format() -> dict[str, Any]:
+def _draft_format() -> ResponseFormatJSONSchema:
     return {
         "type": "json_schema",
         "json_schema": {"name": "draft", "strict": True, "schema": Draft.model_json_schema()},
@@ -120,7 +122,7 @@ def test_without_delimiters_the_whole_user_message_is_the_article(fake: FakeLLM)
 
 def test_json_object_mode_uses_a_schema_embedded_in_a_fence(fake: FakeLLM) -> None:
     schema = json.dumps(Draft.model_json_schema())
-    messages = [
+    messages: list[ChatCompletionMessageParam] = [
         {"role": "system", "content": f"Answer with JSON matching:\n```json\n{schema}\n```"},
         {"role": "user", "content": _user_message(ARTICLE)},
     ]
@@ -373,7 +375,7 @@ def test_generator_handles_an_empty_article() -> None:
 # --- faults that model real servers' and models' quirks ------------------------------------------
 
 
-def _json_object_messages() -> list[dict[str, str]]:
+def _json_object_messages() -> list[ChatCompletionMessageParam]:
     schema = json.dumps(Draft.model_json_schema())
     return [
         {"role": "system", "content": f"Answer with JSON matching:\n```json\n{schema}\n```"},
@@ -597,3 +599,112 @@ def test_requests_log_keeps_the_last_200(fake: FakeLLM) -> None:
     fake.control(requests_log=False)
     httpx.post(f"{fake.url}/v1/chat/completions", json=body, timeout=10).raise_for_status()
     assert len(fake.requests()) == 200  # switching off stops logging but keeps the log
+
+
+# --- real servers' dialects and answer shapes ----------------------------------------------------
+
+
+def _content(completion: Any) -> str:
+    return completion.choices[0].message.content or ""
+
+
+def test_llama_cpp_python_refuses_json_schema_with_its_500(fake: FakeLLM) -> None:
+    fake.control(server="llama_cpp_python")
+    schema = Draft.model_json_schema()
+    with fake.client() as client:
+        with pytest.raises(openai.InternalServerError) as caught:
+            ask(fake, client)
+        # the form llama.cpp and llama-cpp-python enforce: the schema beside json_object
+        completion = client.chat.completions.create(
+            model="anything",
+            messages=_messages(),
+            extra_body={"response_format": {"type": "json_object", "schema": schema}},
+        )
+    err = caught.value
+    assert err.status_code == 500 and isinstance(err.body, dict)
+    assert err.body["type"] == "internal_server_error" and err.body["code"] is None
+    assert "Input should be 'text' or 'json_object'" in err.body["message"]
+    assert "'response_format', 'type'" in err.body["message"]
+    draft = Draft.model_validate_json(_content(completion))
+    assert all(quote in ARTICLE for quote in _quotes(draft))
+    stats = fake.stats()
+    assert stats["refusals"]["json_schema"] == 1 and stats["faults"]["500"] == 0
+
+
+def test_old_server_refuses_max_completion_tokens(fake: FakeLLM) -> None:
+    fake.control(server="old_server")
+    with fake.client() as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            ask(fake, client, max_completion_tokens=100)
+        Draft.model_validate_json(_content(ask(fake, client, max_tokens=100)))
+    assert caught.value.body == {
+        "message": "Unrecognized request argument supplied: max_completion_tokens",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    assert fake.stats()["refusals"]["max_completion_tokens"] == 1
+    assert fake.control(server="openai")["server"] == "openai"
+
+
+def test_unknown_models_are_404_model_not_found(fake: FakeLLM) -> None:
+    assert fake.control(models=["gpt-4o-mini"])["models"] == ["gpt-4o-mini"]
+    with fake.client() as client:
+        ask(fake, client)  # served
+        with pytest.raises(openai.NotFoundError) as caught:
+            client.chat.completions.create(model="gpt-9", messages=_messages())
+        assert caught.value.code == "model_not_found"
+        assert caught.value.body["message"] == (  # type: ignore[index]
+            "The model `gpt-9` does not exist or you do not have access to it."
+        )
+        fake.control(models=None)  # any model again
+        client.chat.completions.create(model="gpt-9", messages=_messages())
+    assert fake.stats()["refusals"]["model_not_found"] == 1
+
+
+def test_without_a_json_mode_a_schema_in_the_prompt_is_answered_in_a_fence(fake: FakeLLM) -> None:
+    with fake.client() as client:
+        completion = client.chat.completions.create(model="m", messages=_json_object_messages())
+    content = _content(completion)
+    assert content.startswith("```json\n") and content.endswith("\n```")
+    Draft.model_validate_json(content.removeprefix("```json\n").removesuffix("\n```"))
+
+
+def test_reject_json_object_refuses_only_json_object_requests(fake: FakeLLM) -> None:
+    fake.control(faults=[{"kind": "reject_json_object", "rate": 1.0}])
+    with fake.client() as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            ask(fake, client, response_format={"type": "json_object"})
+        ask(fake, client)
+    assert caught.value.param == "response_format"
+    assert fake.stats()["faults"]["reject_json_object"] == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "before", "after"),
+    [
+        ("fenced", "```json\n{", "}\n```"),
+        ("prose", "Here is the analysis you asked for:\n\n{", "}\n\nI hope this helps!"),
+        ("think", "<think>\n", "}"),
+    ],
+)
+def test_answer_shapes_wrap_the_json(fake: FakeLLM, kind: str, before: str, after: str) -> None:
+    fake.control(faults=[{"kind": kind, "count": 1}])
+    with fake.client() as client:
+        shaped, plain = _content(ask(fake, client)), _content(ask(fake, client))
+    assert shaped.startswith(before) and shaped.endswith(after)
+    assert plain in shaped and plain.startswith("{")
+    assert fake.stats()["faults"][kind] == 1
+
+
+def test_answers_can_leave_fields_out(fake: FakeLLM) -> None:
+    fake.control(
+        faults=[{"kind": "missing_optional", "count": 1}, {"kind": "missing_thesis", "count": 1}]
+    )
+    with fake.client() as client:
+        without_optional = json.loads(_content(ask(fake, client)))
+        without_thesis = json.loads(_content(ask(fake, client)))
+    assert "loaded_language" not in without_optional and "thesis" in without_optional
+    assert without_optional["argument_points"]
+    assert all("premises" not in point for point in without_optional["argument_points"])
+    assert "thesis" not in without_thesis and "summary" in without_thesis

@@ -74,18 +74,6 @@ def test_non_http_url_is_refused_at_the_door(stack: Stack) -> None:
 # --- structured output ----------------------------------------------------------------------------
 
 
-def test_server_without_json_schema_gets_json_object(stack: Stack) -> None:
-    stack.llm.control(faults=[{"kind": "reject_json_schema", "count": 1}], requests_log=True)
-    job = stack.wait_job(stack.submit(text=fresh_text("news_multiple_sides.txt"))["job_id"])
-    assert job["status"] == "succeeded", job
-    first, second = stack.llm.requests()
-    assert first["response_format"]["type"] == "json_schema"
-    assert second["response_format"] == {"type": "json_object"}
-    assert '"argument_points"' in second["messages"][0]["content"]  # the schema travels along
-    assert job["result"]["usage"]["llm_calls"] == 1  # the rejected call produced nothing
-    assert "llm_json_schema_unsupported" in (stack.log_dir / "worker.log").read_text()
-
-
 def test_truncated_answer_is_repaired_once_then_fails_with_a_code(stack: Stack) -> None:
     stack.llm.control(faults=[{"kind": "length", "count": 1}])
     job = stack.wait_job(stack.submit(text=fresh_text("news_multiple_sides.txt"))["job_id"])
