@@ -29,6 +29,7 @@ from kernel.jobs import (
     job_public,
     publish_jobs,
     requeue_job,
+    task_label,
 )
 from kernel.models import (
     FINISHED_STATUSES,
@@ -115,7 +116,7 @@ def submit_article(
         if idempotency_key and (earlier := replay(session, owner, idempotency_key, payload)):
             return accepted(earlier), True
         raise
-    publish_jobs([answer.job_id])
+    publish_jobs([answer.job_id], {answer.job_id: submission_label(payload)})
     return answer, False
 
 
@@ -163,6 +164,11 @@ def add_job(
     return job
 
 
+def submission_label(payload: ArticleCreate) -> str | None:
+    """What Flower shows beside the job id: the title, source or URL, never the article."""
+    return task_label(payload.title, payload.source, payload.url)
+
+
 def submit_batch(
     session: Session, owner: ApiKey, payload: BatchCreate, settings: Settings
 ) -> tuple[Batch, list[Job]]:
@@ -185,8 +191,12 @@ def submit_batch(
             problem.detail = f"articles[{index}]: {problem.detail}"
             raise
     job_ids = [job.id for job in jobs]
+    labels = {
+        job.id: submission_label(article)
+        for job, article in zip(jobs, payload.articles, strict=True)
+    }
     session.commit()
-    publish_jobs(job_ids)
+    publish_jobs(job_ids, labels)
     return batch, jobs
 
 
@@ -271,7 +281,9 @@ def retry(
     )
     # the answer is the job as queued: a worker may take it the moment it is published
     queued = job_public(session, job)
-    publish_jobs([job.id])
+    article = session.get(Article, job.article_id)
+    label = task_label(article.title, article.source, article.url) if article else None
+    publish_jobs([job.id], {job.id: label})
     return queued
 
 

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from kernel.celery_app import SUMMARIZE_TASK, WEBHOOK_TASK, celery_app
 from kernel.db import autocommit_scope
-from kernel.models import Job, JobStatus, utcnow
+from kernel.models import Article, Job, JobStatus, utcnow
 from kernel.results import result_of_job
 from kernel.schemas import JobError, JobPublic
 
@@ -24,10 +24,33 @@ log = structlog.get_logger(__name__)
 PUBLISH_GRACE = timedelta(seconds=5)
 
 
-def send_job_task(job_id: uuid.UUID) -> bool:
-    """Publish the job's task by name; False (logged) when the broker is unreachable."""
+LABEL_CHARS = 60
+
+
+def task_label(*names: str | None) -> str | None:
+    """The first of an article's title, source or URL, short: what Flower shows beside the job id
+    (never the article's text)."""
+    for name in names:
+        if name and (words := " ".join(name.split())):
+            return words if len(words) <= LABEL_CHARS else words[: LABEL_CHARS - 1] + "…"
+    return None
+
+
+def send_job_task(job_id: uuid.UUID, label: str | None = None, attempts: int = 0) -> bool:
+    """Publish the job's task by name; False (logged) when the broker is unreachable.
+
+    The task's id is the job's id, so Flower finds a job by its id; `retries` is the runs its
+    current attempt count has used; Flower shows the job id and the label as the arguments.
+    """
+    job = str(job_id)
     try:
-        celery_app.send_task(SUMMARIZE_TASK, args=[str(job_id)])
+        celery_app.send_task(
+            SUMMARIZE_TASK,
+            args=[job],
+            task_id=job,
+            retries=attempts,
+            argsrepr=repr((job, label) if label else (job,)),
+        )
     except Exception as exc:  # kombu raises several connection error types
         log.warning("job_publish_failed", job_id=str(job_id), error=type(exc).__name__)
         return False
@@ -42,7 +65,9 @@ def send_webhook(job_id: str) -> None:
         log.warning("webhook_publish_failed", job_id=job_id, error=type(exc).__name__)
 
 
-def publish_jobs(job_ids: list[uuid.UUID]) -> int:
+def publish_jobs(
+    job_ids: list[uuid.UUID], labels: dict[uuid.UUID, str | None] | None = None
+) -> int:
     """Send the jobs' tasks, then mark the sent ones published in one UPDATE; how many were sent.
     Call only after the job rows are committed.
 
@@ -51,7 +76,7 @@ def publish_jobs(job_ids: list[uuid.UUID]) -> int:
     """
     sent = []
     for job_id in job_ids:
-        if not send_job_task(job_id):
+        if not send_job_task(job_id, (labels or {}).get(job_id)):
             break
         sent.append(job_id)
     if sent:
@@ -309,15 +334,20 @@ def publish_waiting(session: Session, *, republish_after: float, batch: int = 20
         col(Job.published_at).is_(None), col(Job.created_at) < now - PUBLISH_GRACE
     )
     stale = col(Job.published_at) < now - timedelta(seconds=republish_after)
-    waiting = list(
-        session.exec(
-            select(Job.id)
-            .where(col(Job.status) == JobStatus.queued, sa.or_(unpublished, stale))
-            .limit(batch)
+    waiting = session.execute(
+        sa.select(
+            col(Job.id),
+            col(Job.attempts),
+            col(Article.title),
+            col(Article.source),
+            col(Article.url),
         )
-    )
+        .join(Article, col(Article.id) == col(Job.article_id))
+        .where(col(Job.status) == JobStatus.queued, sa.or_(unpublished, stale))
+        .limit(batch)
+    ).all()
     published = 0
-    for job_id in waiting:
+    for job_id, attempts, title, source, url in waiting:
         # reserve the job first, so that sweepers of several workers publish it once
         reserved = _update_job(
             session,
@@ -328,7 +358,7 @@ def publish_waiting(session: Session, *, republish_after: float, batch: int = 20
         )
         if reserved != 1:
             continue
-        if not send_job_task(job_id):
+        if not send_job_task(job_id, task_label(title, source, url), attempts):
             _update_job(session, col(Job.id) == job_id, published_at=None)
             break  # the broker is down: the next sweep tries again
         published += 1

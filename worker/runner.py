@@ -140,12 +140,19 @@ def produce(job: ClaimedJob, settings: Settings, deadline: Deadline) -> tuple[Re
     return analyse(article, prepared.cleaned, settings, deadline), text_hash
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended, for the task to report to Celery (and so to Flower)."""
+
+    failure: PipelineError | None = None  # this run failed the job: its code and message
+    webhook_due: bool = False  # this run ended the job, and the job has a callback URL
+
+
 def run_job(
     job_id: uuid.UUID, settings: Settings, leases: LeaseKeeper, task_id: str | None = None
-) -> bool:
-    """Run one job to `succeeded` or `failed`, its lease kept by `leases`; True when this run
-    ended it and it has a callback URL (its webhook is due). A job that cannot be claimed
-    (finished, canceled, held by a live worker, a duplicate delivery) is left alone."""
+) -> RunOutcome:
+    """Run one job to `succeeded` or `failed`, its lease kept by `leases`. A job that cannot be
+    claimed (finished, canceled, held by a live worker, a duplicate delivery) is left alone."""
     try:
         job = _load_claimed(job_id, settings, task_id)
     finally:
@@ -155,7 +162,7 @@ def run_job(
         announce_job(settings, job_id)
     if job is None:
         log.info("job_not_claimed")
-        return False
+        return RunOutcome()
     log.info("job_started", provider=settings.provider, attempt=job.claim.attempt)
     try:
         return _run_claimed(job, settings, leases)
@@ -164,7 +171,7 @@ def run_job(
         announce_job(settings, job_id)
 
 
-def _run_claimed(job: ClaimedJob, settings: Settings, leases: LeaseKeeper) -> bool:
+def _run_claimed(job: ClaimedJob, settings: Settings, leases: LeaseKeeper) -> RunOutcome:
     claim = job.claim
     with leases.hold(claim, settings.job_lease_seconds) as lost:
         deadline = Deadline(settings.job_time_limit, lost)
@@ -178,19 +185,17 @@ def _run_claimed(job: ClaimedJob, settings: Settings, leases: LeaseKeeper) -> bo
             if ended:
                 JOBS_FINISHED.labels("failed", exc.code).inc()
             log.warning("job_failed", code=exc.code)
-            return ended and job.callback_url is not None
+            return _failed(exc, ended, job)
         except Exception as exc:
             log.exception("job_crashed", error=type(exc).__name__)
+            crash = PipelineError(
+                "internal_error", "An internal error stopped the job; it has been logged."
+            )
             with autocommit_scope() as session:
-                ended = fail_job(
-                    session,
-                    claim,
-                    "internal_error",
-                    "An internal error stopped the job; it has been logged.",
-                )
+                ended = fail_job(session, claim, crash.code, crash.message)
             if ended:
-                JOBS_FINISHED.labels("failed", "internal_error").inc()
-            return ended and job.callback_url is not None
+                JOBS_FINISHED.labels("failed", crash.code).inc()
+            return _failed(crash, ended, job)
     if stored_ok:
         JOBS_FINISHED.labels("succeeded", "").inc()
     log.info(
@@ -199,4 +204,10 @@ def _run_claimed(job: ClaimedJob, settings: Settings, leases: LeaseKeeper) -> bo
         verified=result.grounding.verified,
         llm_calls=result.usage.llm_calls,
     )
-    return stored_ok and job.callback_url is not None
+    return RunOutcome(webhook_due=stored_ok and job.callback_url is not None)
+
+
+def _failed(error: PipelineError, ended: bool, job: ClaimedJob) -> RunOutcome:
+    if not ended:  # canceled meanwhile, or taken over by another worker: not this run's failure
+        return RunOutcome()
+    return RunOutcome(failure=error, webhook_due=job.callback_url is not None)

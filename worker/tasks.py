@@ -11,6 +11,7 @@ from prometheus_client import start_http_server
 from kernel.celery_app import SUMMARIZE_TASK, WEBHOOK_TASK, celery_app
 from kernel.config import get_settings
 from kernel.jobs import send_webhook
+from worker.errors import PipelineError
 from worker.lease import LeaseKeeper
 from worker.runner import run_job
 from worker.sweeper import Sweeper
@@ -41,12 +42,16 @@ class SummarizeTask(Task):
         self.leases = LeaseKeeper()
 
 
-@celery_app.task(name=SUMMARIZE_TASK, bind=True, base=SummarizeTask)
+# A failed job ends its task as FAILURE with the job's code and message, so Flower tells the
+# truth; `throws` marks it expected: logged in one line, without a traceback.
+@celery_app.task(name=SUMMARIZE_TASK, bind=True, base=SummarizeTask, throws=(PipelineError,))
 def summarize_job(self: SummarizeTask, job_id: str) -> None:
     """Summarize the article of job `job_id` (re-read from the database)."""
-    webhook_due = run_job(uuid.UUID(job_id), get_settings(), self.leases, task_id=self.request.id)
-    if webhook_due:
+    outcome = run_job(uuid.UUID(job_id), get_settings(), self.leases, task_id=self.request.id)
+    if outcome.webhook_due:
         send_webhook(job_id)
+    if outcome.failure is not None:
+        raise outcome.failure
 
 
 @celery_app.task(name=WEBHOOK_TASK, bind=True)
