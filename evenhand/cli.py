@@ -1,18 +1,24 @@
 """The `evenhand` command: run the pieces, manage keys, submit articles, summarize offline."""
 
 import json
+import logging
 import secrets
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 
 if TYPE_CHECKING:
+    from sqlalchemy.exc import DBAPIError
+
     from evenhand.client import Client
     from kernel.config import Settings
 
@@ -20,14 +26,24 @@ if TYPE_CHECKING:
 # openai), uvicorn or SQLAlchemy would be paid by every command, `--help` and the client ones
 # included. tests/unit/test_layers.py checks that the client commands never load them.
 
+# show_locals off: a traceback's local variables could hold keys or article text
 app = typer.Typer(
-    help="evenhand: neutral summaries and argument maps of articles.", no_args_is_help=True
+    help="evenhand: neutral summaries and argument maps of articles.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
-keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Manage API keys.", no_args_is_help=True, pretty_exceptions_show_locals=False
+)
 app.add_typer(keys_app, name="keys")
-console = Console(stderr=True)
+# soft_wrap: a message stays on one line whatever the width, for people and for grep
+console = Console(stderr=True, soft_wrap=True)
 
 FINISHED = {"succeeded", "failed", "canceled"}
+# api_key's id and limit columns are INTEGER (32-bit on PostgreSQL): larger values cannot be stored
+MAX_INTEGER_COLUMN = 2**31 - 1
+MAX_KEY_NAME = 200  # api_key.name
+MAX_RATE_LIMIT = 64  # api_key.rate_limit
 
 
 @app.callback()
@@ -37,6 +53,8 @@ def _setup() -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    # Alembic announces each of its plugins at import, on every command that touches the database
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 # --- the pieces -----------------------------------------------------------------------------------
@@ -45,8 +63,8 @@ def _setup() -> None:
 @app.command()
 def api(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=512, help="uvicorn worker processes")] = 1,
 ) -> None:
     """Run the HTTP API (uvicorn)."""
     import uvicorn
@@ -79,8 +97,57 @@ def migrate() -> None:
     """Bring the database schema to the latest migration."""
     from kernel.migrate import upgrade_to_head
 
-    upgrade_to_head()
+    with database_errors():
+        upgrade_to_head()
     console.print("database is at the latest migration")
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Turn a database error into a message that says what to do, and exit 1 (no traceback)."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except DBAPIError as exc:
+        console.print(f"[red]{escape(database_problem(exc))}[/red]")
+        raise typer.Exit(1) from None
+
+
+def database_problem(exc: "DBAPIError") -> str:
+    from sqlalchemy.exc import OperationalError
+
+    from kernel.config import get_settings
+
+    url = _safe_database_url(get_settings())
+    reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__
+    # SQLite says so in words; PostgreSQL by SQLSTATE (undefined table, undefined column)
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in ("42P01", "42703") or reason.startswith(("no such table", "no such column")):
+        return (
+            f"The database {url} is not at evenhand's latest schema ({reason}): "
+            "run `evenhand migrate`."
+        )
+    if isinstance(exc, OperationalError):
+        return (
+            f"Cannot use the database {url} ({reason}): check DATABASE_URL and that the "
+            "database server is running."
+        )
+    return f"The database {url} refused the command: {reason}"
+
+
+def ensure_schema() -> None:
+    """Migrate the embedded default database (a SQLite file of this user's), which nobody else
+    would; any other database is migrated by its operator with `evenhand migrate`."""
+    from kernel.config import default_database_url, get_settings
+
+    if get_settings().database_url != default_database_url():
+        return
+    # a step the user did not ask for: Alembic's progress lines would only be noise here
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from kernel.migrate import upgrade_to_head
+
+    upgrade_to_head()
 
 
 # --- keys -----------------------------------------------------------------------------------------
@@ -88,13 +155,19 @@ def migrate() -> None:
 
 @keys_app.command("create")
 def keys_create(
-    name: str,
+    name: Annotated[
+        str, typer.Argument(help=f"What the key is for (at most {MAX_KEY_NAME} chars)")
+    ],
     rate_limit: Annotated[
         str | None,
         typer.Option(help='Requests per window, e.g. "60/minute" (default: EVENHAND_RATE_LIMIT)'),
     ] = None,
-    daily_jobs: Annotated[int | None, typer.Option(min=0, help="Articles per UTC day")] = None,
-    daily_tokens: Annotated[int | None, typer.Option(min=0, help="LLM tokens per UTC day")] = None,
+    daily_jobs: Annotated[
+        int | None, typer.Option(min=0, max=MAX_INTEGER_COLUMN, help="Articles per UTC day")
+    ] = None,
+    daily_tokens: Annotated[
+        int | None, typer.Option(min=0, max=MAX_INTEGER_COLUMN, help="LLM tokens per UTC day")
+    ] = None,
 ) -> None:
     """Create a key; it is printed once, alone on the last line, and stored only as a hash."""
     from limits import parse as parse_rate
@@ -102,18 +175,33 @@ def keys_create(
     from kernel.db import session_scope
     from kernel.keys import create_key
 
+    if not name.strip() or len(name) > MAX_KEY_NAME:
+        console.print(f"[red]a key's name must have 1 to {MAX_KEY_NAME} characters[/red]")
+        raise typer.Exit(2)
     if rate_limit is not None:
         try:
             parse_rate(rate_limit)
+            valid = len(rate_limit) <= MAX_RATE_LIMIT
         except ValueError:
-            console.print(f'[red]not a rate limit: {rate_limit!r} (try "60/minute")[/red]')
-            raise typer.Exit(2) from None
-    with session_scope() as session:
-        api_key, plaintext = create_key(
-            session, name, rate_limit=rate_limit, daily_jobs=daily_jobs, daily_tokens=daily_tokens
-        )
+            valid = False
+        if not valid:
+            console.print(
+                f'[red]not a rate limit: {escape(repr(rate_limit))} (try "60/minute")[/red]'
+            )
+            raise typer.Exit(2)
+    with database_errors():
+        ensure_schema()
+        with session_scope() as session:
+            api_key, plaintext = create_key(
+                session,
+                name,
+                rate_limit=rate_limit,
+                daily_jobs=daily_jobs,
+                daily_tokens=daily_tokens,
+            )
     console.print(
-        f"created key {api_key.id} ({api_key.prefix}…) named {name!r}; it is shown only once:"
+        f"created key {api_key.id} ({api_key.prefix}…) named {escape(repr(name))}; "
+        "it is shown only once:"
     )
     print(plaintext)
 
@@ -125,54 +213,99 @@ def keys_list() -> None:
     from kernel.keys import list_keys
 
     table = Table("id", "name", "prefix", "limits", "created", "revoked")
-    with session_scope() as session:
-        for key in list_keys(session):
-            table.add_row(
-                str(key.id),
-                key.name,
-                key.prefix + "…",
-                " ".join(
-                    f"{label}={value}"
-                    for label, value in (
-                        ("rate", key.rate_limit),
-                        ("jobs/day", key.daily_jobs),
-                        ("tokens/day", key.daily_tokens),
-                    )
-                    if value is not None
-                ),
-                f"{key.created_at:%Y-%m-%d %H:%M}",
-                f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
-            )
+    with database_errors():
+        ensure_schema()
+        with session_scope() as session:
+            keys = list_keys(session)
+    for key in keys:
+        table.add_row(
+            str(key.id),
+            escape(key.name),
+            key.prefix + "…",
+            " ".join(
+                f"{label}={value}"
+                for label, value in (
+                    ("rate", key.rate_limit),
+                    ("jobs/day", key.daily_jobs),
+                    ("tokens/day", key.daily_tokens),
+                )
+                if value is not None
+            ),
+            f"{key.created_at:%Y-%m-%d %H:%M}",
+            f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
+        )
     Console().print(table)
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: int) -> None:
+def keys_revoke(
+    key_id: Annotated[
+        int, typer.Argument(min=1, max=MAX_INTEGER_COLUMN, help="The id `keys list` shows")
+    ],
+) -> None:
     """Revoke a key by id: it stops working at once."""
     from kernel.db import session_scope
     from kernel.keys import revoke_key
 
-    with session_scope() as session:
-        if revoke_key(session, key_id) is None:
-            console.print(f"[red]no key with id {key_id}[/red]")
-            raise typer.Exit(1)
+    with database_errors():
+        ensure_schema()
+        with session_scope() as session:
+            revoked = revoke_key(session, key_id)
+    if revoked is None:
+        console.print(f"[red]no key with id {key_id}[/red]")
+        raise typer.Exit(1)
     console.print(f"key {key_id} revoked")
 
 
 # --- client ---------------------------------------------------------------------------------------
 
 
-def _client() -> "Client":
-    from evenhand.client import ApiError, Client
+ApiUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-url",
+        help="The API server (default: EVENHAND_API_URL, else the one `evenhand up` or "
+        "`evenhand login` saved, else http://127.0.0.1:8000)",
+        show_default=False,
+    ),
+]
+KeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        help="API key (default: EVENHAND_API_KEY, else the one saved for the server); "
+        "visible to other users in `ps`, so prefer `evenhand login`",
+        show_default=False,
+    ),
+]
+
+
+def _client(api_url: str | None = None, key: str | None = None) -> "Client":
+    """A client of the server and key named by the options, else the environment (and `.env`),
+    else the per-user config file that `evenhand up` and `evenhand login` write."""
+    from evenhand import config_file
+    from evenhand.client import Client
     from kernel.config import get_settings
 
     settings = get_settings()
-    key = settings.api_key.get_secret_value() if settings.api_key else None
-    try:
-        return Client(settings.api_url, key)
-    except ApiError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+    url = api_url or settings.api_url
+    key = key or (settings.api_key.get_secret_value() if settings.api_key else None)
+    if url is None or key is None:
+        try:
+            stored = config_file.load()
+        except config_file.ConfigFileError as exc:
+            console.print(f"[red]{escape(str(exc))}[/red]")
+            raise typer.Exit(2) from None
+        url = url or stored.current or config_file.DEFAULT_API_URL
+        key = key or stored.key_for(url)
+    if not key:
+        console.print(
+            f"[red]No API key for {escape(url)}: run 'evenhand up' (it saves its local key), "
+            "or 'evenhand login --api-url URL' for another server, or set EVENHAND_API_KEY "
+            "(create a key with 'evenhand keys create NAME').[/red]"
+        )
+        raise typer.Exit(2)
+    return Client(url, key)
 
 
 def _submission(source: str) -> dict[str, Any]:
@@ -186,28 +319,35 @@ def _submission(source: str) -> dict[str, Any]:
 
 def render_result(job: dict[str, Any]) -> None:
     out = Console()
+    color = {"succeeded": "green", "failed": "red", "canceled": "yellow"}.get(job["status"], "bold")
+    out.print(f"job {job['id']} [{color}]{job['status']}[/{color}]")
     if job["status"] == "failed":
-        out.print(f"[red]failed[/red] {job['error']['code']}: {job['error']['message']}")
+        error = job["error"]
+        out.print(f"[red]{escape(error['code'])}[/red]: {escape(error['message'])}")
         return
     result = job.get("result")
     if not result:
-        out.print(f"job {job['id']} is {job['status']}")
         return
     grounding = result["grounding"]
     out.print(
         f"[bold]{result['article_type']}[/bold] · {result['provider']} / {result['model']} · "
         f"quotes verified {grounding['verified']}/{grounding['quotes']}"
     )
+    # escape(): model output may contain [brackets] that rich would take for markup
     out.print(
-        f"\n[bold]Thesis[/bold]\n{result['thesis']}\n\n[bold]Summary[/bold]\n{result['summary']}\n"
+        f"\n[bold]Thesis[/bold]\n{escape(result['thesis'])}\n\n"
+        f"[bold]Summary[/bold]\n{escape(result['summary'])}\n"
     )
     for number, point in enumerate(result["argument_points"], 1):
-        out.print(f"[bold]{number}. {point['claim']}[/bold]  [dim]({point['speaker']})[/dim]")
+        out.print(
+            f"[bold]{number}. {escape(point['claim'])}[/bold]  "
+            f"[dim]({escape(point['speaker'])})[/dim]"
+        )
         for premise in point["premises"]:
-            out.print(f"   · {premise}")
+            out.print(f"   · {escape(premise)}")
         for ev in point["evidence"]:
             mark = "[green]✓[/green]" if ev["verified"] else "[yellow]?[/yellow]"
-            out.print(f"   {mark} “{ev['quote']}”")
+            out.print(f"   {mark} “{escape(ev['quote'])}”")
 
 
 def _wait_for(client: "Client", job_id: str, timeout: float) -> dict[str, Any]:
@@ -227,17 +367,21 @@ def submit(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON instead of a rendering")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait at most with --wait")] = 300,
+    timeout: Annotated[
+        float, typer.Option(min=1, max=86400, help="Seconds to wait at most with --wait")
+    ] = 300,
+    api_url: ApiUrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Submit an article to the API."""
     from evenhand.client import ApiError
 
-    client = _client()
+    client = _client(api_url, key)
     try:
         accepted = client.submit(_submission(source))
         job = _wait_for(client, str(accepted["job_id"]), timeout) if wait else accepted
     except ApiError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
     if as_json or not wait:
         print(json.dumps(job, indent=2, ensure_ascii=False))
@@ -253,24 +397,27 @@ def status(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON instead of a rendering")
     ] = False,
+    api_url: ApiUrlOption = None,
+    key: KeyOption = None,
 ) -> None:
-    """Show a job's status and, once it succeeded, its result."""
-    job = _call("job", job_id)
+    """Show a job's id and status and, once it succeeded, its result."""
+    job = _call(_client(api_url, key), "job", job_id)
     if as_json:
         print(json.dumps(job, indent=2, ensure_ascii=False))
     else:
         render_result(job)
 
 
-def _call(action: str, job_id: uuid.UUID | None = None, **kwargs: Any) -> dict[str, Any]:
+def _call(
+    client: "Client", action: str, job_id: uuid.UUID | None = None, **kwargs: Any
+) -> dict[str, Any]:
     from evenhand.client import ApiError
 
-    client = _client()
     try:
         method = getattr(client, action)
         return method(str(job_id), **kwargs) if job_id else method(**kwargs)
     except ApiError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
 
 
@@ -279,9 +426,11 @@ def list_jobs(
     status: Annotated[str | None, typer.Option(help="Only jobs in this status")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100, help="How many, newest first")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    api_url: ApiUrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """List your jobs, newest first."""
-    page = _call("jobs", status=status, limit=limit)
+    page = _call(_client(api_url, key), "jobs", status=status, limit=limit)
     if as_json:
         print(json.dumps(page, indent=2))
         return
@@ -301,17 +450,68 @@ def list_jobs(
 
 
 @app.command()
-def cancel(job_id: uuid.UUID) -> None:
+def cancel(job_id: uuid.UUID, api_url: ApiUrlOption = None, key: KeyOption = None) -> None:
     """Cancel a queued or running job."""
-    job = _call("cancel", job_id)
+    job = _call(_client(api_url, key), "cancel", job_id)
     Console().print(f"job {job['id']} is {job['status']}")
 
 
 @app.command()
-def retry(job_id: uuid.UUID) -> None:
+def retry(job_id: uuid.UUID, api_url: ApiUrlOption = None, key: KeyOption = None) -> None:
     """Run a failed or canceled job again."""
-    job = _call("retry", job_id)
+    job = _call(_client(api_url, key), "retry", job_id)
     Console().print(f"job {job['id']} is {job['status']}")
+
+
+@app.command()
+def login(
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--api-url",
+            help="The API server (default: EVENHAND_API_URL, else http://127.0.0.1:8000)",
+            show_default=False,
+        ),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            help="The API key; without it, asked for (hidden) or read from standard input",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Check a key against an API server and save both for the client commands."""
+    from evenhand import config_file
+    from evenhand.client import ApiError, Client
+    from kernel.config import get_settings
+
+    url = config_file.normalize_url(
+        api_url or get_settings().api_url or config_file.DEFAULT_API_URL
+    )
+    if not url.startswith(("http://", "https://")):
+        console.print(f"[red]not an http(s) URL: {escape(url)}[/red]")
+        raise typer.Exit(2)
+    if key is None:
+        key = (
+            typer.prompt("API key", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
+        )
+    key = key.strip()
+    if not key:
+        console.print("[red]no key given[/red]")
+        raise typer.Exit(2)
+    try:
+        Client(url, key).check_key()
+    except ApiError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]\nnothing saved")
+        raise typer.Exit(1) from None
+    try:
+        path = config_file.save_server(url, key)
+    except config_file.ConfigFileError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"logged in to {escape(url)}; the key is saved in {path}")
 
 
 # --- offline --------------------------------------------------------------------------------------
@@ -352,8 +552,8 @@ def evaluate(
 ) -> None:
     """Run every article in FOLDER through the configured provider and print quality figures."""
     from kernel.config import get_settings
-    from worker.evaluation import evaluate_folder, total
     from worker.drafting import labels
+    from worker.evaluation import evaluate_folder, total
 
     settings = get_settings()
     rows = evaluate_folder(folder, settings)
@@ -390,8 +590,17 @@ def evaluate(
 
 @app.command()
 def up(
-    port: Annotated[int, typer.Option(help="API port")] = 8000,
-    flower_port: Annotated[int, typer.Option(help="Flower port")] = 5555,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="API port")] = 8000,
+    flower_port: Annotated[int, typer.Option(min=1, max=65535, help="Flower port")] = 5555,
+    worker_metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="The worker's /metrics port (default: EVENHAND_WORKER_METRICS_PORT; 0: off)",
+            show_default=False,
+        ),
+    ] = None,
     flower_no_auth: Annotated[
         bool,
         typer.Option("--flower-no-auth", help="Run Flower without basic auth (local use only)"),
@@ -399,74 +608,135 @@ def up(
 ) -> None:
     """Run everything on this machine: Redis (embedded unless REDIS_URL is set), migrations, API,
     worker and Flower. Ctrl-C stops every process it started."""
+    import os
+    import socket
+
+    from evenhand import config_file
     from evenhand.embedded import (
+        Listener,
         ProcessGroup,
+        StartupError,
+        api_problem,
         child_env,
         evenhand_command,
+        flower_command,
+        flower_env,
         free_port,
+        http_problem,
+        port_problem,
         redis_server_command,
         wait_for_port,
+        worker_problem,
     )
-    from kernel.config import get_settings
+    from kernel.celery_app import create_celery_app
+    from kernel.config import data_dir, get_settings
     from kernel.db import session_scope
-    from kernel.keys import create_key
+    from kernel.keys import create_key, find_active_key
     from kernel.migrate import upgrade_to_head
 
     settings = get_settings()
-    var = Path("var")
-    var.mkdir(exist_ok=True)
+    metrics_port = (
+        settings.worker_metrics_port if worker_metrics_port is None else worker_metrics_port
+    )
+    listeners = [
+        Listener("the API", port, "--port"),
+        Listener("Flower", flower_port, "--flower-port"),
+    ]
+    if metrics_port:
+        listeners.append(Listener("the worker's metrics", metrics_port, "--worker-metrics-port"))
+    # Before starting anything: a busy port would otherwise surface as a child dying later on.
+    if problem := port_problem(listeners):
+        console.print(f"[red]{escape(problem)}[/red]")
+        raise typer.Exit(2)
+    try:
+        stored = config_file.load()
+    except config_file.ConfigFileError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    api_url = f"http://127.0.0.1:{port}"
     group = ProcessGroup()
-    overrides: dict[str, str] = {"DATABASE_URL": settings.database_url}
+    overrides = {
+        "DATABASE_URL": settings.database_url,
+        # every listener of `up` on loopback only
+        "EVENHAND_WORKER_METRICS_HOST": "127.0.0.1",
+        "EVENHAND_WORKER_METRICS_PORT": str(metrics_port),
+    }
+    deadline = time.monotonic() + 120
     try:
         if settings.redis_url is None:
+            redis_dir = data_dir() / "redis"
+            redis_dir.mkdir(parents=True, exist_ok=True)
             redis_port = free_port()
-            group.start("redis", redis_server_command(redis_port, var), child_env())
+            group.start("redis", redis_server_command(redis_port, redis_dir), child_env())
             if not wait_for_port(redis_port, 10):
-                raise typer.Exit(f"embedded Redis did not start on port {redis_port}")
-            overrides["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+                raise StartupError(f"the embedded Redis did not start on port {redis_port}")
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
         else:
-            overrides["REDIS_URL"] = settings.redis_url
+            redis_url = settings.redis_url
+        overrides["REDIS_URL"] = redis_url
         env = child_env(**overrides)
-        upgrade_to_head()
-        with session_scope() as session:
-            _key, plaintext = create_key(session, f"local-{time.strftime('%Y%m%d-%H%M%S')}")
-        group.start("api", evenhand_command("api", "--port", str(port)), env)
-        group.start("worker", evenhand_command("worker"), env)
+        with database_errors():
+            upgrade_to_head()
+            with session_scope() as session:
+                # the key saved by an earlier run, while this database still knows it
+                saved = [stored.key_for(api_url), *stored.keys.values()]
+                plaintext = next((k for k in saved if k and find_active_key(session, k)), None)
+                reused = plaintext is not None
+                if plaintext is None:
+                    _row, plaintext = create_key(session, f"local-{time.strftime('%Y%m%d-%H%M%S')}")
+        nodename = f"evenhand-{os.getpid()}@{socket.gethostname()}"
+        group.start("api", evenhand_command("api", "--host", "127.0.0.1", "--port", str(port)), env)
+        group.start("worker", evenhand_command("worker", f"--hostname={nodename}"), env)
+        probe = create_celery_app(settings.model_copy(update={"redis_url": redis_url}))
+        try:
+            # Flower starts once the worker answers, so its first inspection of the workers gets
+            # replies rather than a burst of "Inspect method ... failed" warnings.
+            group.wait_ready("the worker", lambda: worker_problem(probe, nodename), deadline)
+        finally:
+            probe.close()
         flower_auth = None if flower_no_auth else flower_credentials(settings)
-        group.start(
-            "flower",
-            [sys.executable, "-m", "celery", "--app", "worker", "flower",
-             f"--port={flower_port}", "--address=127.0.0.1",
-             *([f"--basic-auth={flower_auth}"] if flower_auth else [])],
-            env,
-        )  # fmt: skip
-        if not wait_for_port(port, 30):
-            raise typer.Exit("the API did not start; see the log above")
+        group.start("flower", flower_command(flower_port), flower_env(env, flower_auth))
+        group.wait_ready("the API", lambda: api_problem(port), deadline)
+        group.wait_ready("Flower", lambda: http_problem(flower_port), deadline)
+        config_path = config_file.save_server(api_url, plaintext)
         provider = settings.provider
         console.print(
             f"\n[bold]evenhand is up[/bold]\n"
-            f"  API      http://127.0.0.1:{port}   (docs: http://127.0.0.1:{port}/docs)\n"
+            f"  API      {api_url}   (docs: {api_url}/docs)\n"
             f"  Flower   http://127.0.0.1:{flower_port}"
-            f"   ({'no auth' if flower_auth is None else 'basic auth ' + flower_auth})\n"
-            f"  Redis    {overrides['REDIS_URL']}{' (embedded)' if settings.redis_url is None else ''}\n"
-            f"  Database {settings.database_url}\n"
+            f"   ({'no auth' if flower_auth is None else 'basic auth ' + escape(flower_auth)})\n"
+            f"  Worker   {nodename}"
+            + (f"   (metrics: http://127.0.0.1:{metrics_port}/metrics)" if metrics_port else "")
+            + f"\n  Redis    {redis_url}{' (embedded)' if settings.redis_url is None else ''}\n"
+            f"  Database {escape(_safe_database_url(settings))}\n"
             f"  LLM      {provider}"
             + (
                 " (offline fallback: set OPENAI_API_KEY or OPENAI_BASE_URL for an LLM)"
                 if provider == "extractive"
-                else f" model {settings.model}"
+                else f" model {escape(settings.model)}"
             )
-            + "\n  Ctrl-C stops everything. A local API key (shown once):"
+            + "\n  Ctrl-C stops everything. The local API key"
+            + (" (the same as last time)" if reused else "")
+            + f", saved in {config_path} for `evenhand submit` and the other client commands:"
         )
         print(plaintext, flush=True)
         while (exited := group.first_exited()) is None:
             time.sleep(0.5)
         console.print(f"[red]{exited} stopped; stopping the rest[/red]")
         raise typer.Exit(1)
+    except StartupError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("stopping…")
     finally:
         group.stop()
+
+
+def _safe_database_url(settings: "Settings") -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database_url).render_as_string(hide_password=True)
 
 
 def flower_credentials(settings: "Settings") -> str:

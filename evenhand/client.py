@@ -10,11 +10,7 @@ class ApiError(Exception):
 
 
 class Client:
-    def __init__(self, base_url: str, api_key: str | None, timeout: float = 40.0) -> None:
-        if not api_key:
-            raise ApiError(
-                "No API key: set EVENHAND_API_KEY (create one with 'evenhand keys create NAME')."
-            )
+    def __init__(self, base_url: str, api_key: str, timeout: float = 40.0) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout
@@ -26,7 +22,8 @@ class Client:
         except httpx.TransportError as exc:
             raise ApiError(
                 f"Cannot reach the evenhand API at {self.base_url} ({type(exc).__name__}); "
-                "is it running? Set EVENHAND_API_URL if it is elsewhere."
+                "is it running ('evenhand up')? Pass --api-url or set EVENHAND_API_URL if it is "
+                "elsewhere."
             ) from None
         if response.status_code >= 400:
             try:
@@ -34,9 +31,16 @@ class Client:
             except ValueError:
                 detail = response.text
             if response.status_code == 401:
-                detail = f"{detail} Check EVENHAND_API_KEY."
+                detail = (
+                    f"{detail} Check the key (--key, EVENHAND_API_KEY, or the one saved by "
+                    "'evenhand up' / 'evenhand login')."
+                )
             raise ApiError(f"{response.status_code}: {detail}")
         return response.json()
+
+    def check_key(self) -> None:
+        """Raise ApiError unless the server accepts the key (one cheap authenticated read)."""
+        self.jobs(limit=1)
 
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", "/v1/articles", json=body)

@@ -4,17 +4,26 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import platformdirs
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_DATABASE_URL = "sqlite:///./var/evenhand.db"
+
+def data_dir() -> Path:
+    """The per-user data folder (XDG_DATA_HOME on Linux): the default database, `up`'s Redis."""
+    return Path(platformdirs.user_data_dir("evenhand", appauthor=False))
+
+
+def default_database_url() -> str:
+    """A SQLite file in the per-user data folder, wherever the command runs."""
+    return f"sqlite:///{data_dir() / 'evenhand.db'}"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_prefix="EVENHAND_", extra="ignore")
 
     # Names fixed by the design brief carry no prefix (the openai SDK reads the OPENAI_* ones too).
-    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")
+    database_url: str = Field(default_factory=default_database_url, validation_alias="DATABASE_URL")
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
@@ -58,8 +67,8 @@ class Settings(BaseSettings):
     # `evenhand up`'s Flower: "user:password"; unset: fresh credentials printed at start
     flower_basic_auth: SecretStr | None = None
 
-    # the CLI client (`evenhand submit`, `status`)
-    api_url: str = "http://127.0.0.1:8000"
+    # the CLI client (`evenhand submit`, `status`); unset: the per-user config file's server and key
+    api_url: str | None = None
     api_key: SecretStr | None = None
 
     webhook_max_attempts: int = 6  # deliveries of one callback before giving up

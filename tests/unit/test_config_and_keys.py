@@ -1,12 +1,17 @@
 """Settings defaults and API key handling."""
 
 import asyncio
+import os
+import socket
+import stat
 from pathlib import Path
 
 import pytest
+import typer
 from sqlmodel import Session
 
 from api.deps import KeyCache
+from evenhand import cli, config_file, embedded
 from kernel import config, db
 from kernel.config import Settings
 from kernel.db import make_engine
@@ -78,3 +83,111 @@ def test_the_key_cache_keeps_active_keys_for_its_ttl_only(
     finally:
         config.get_settings.cache_clear()
         db.get_engine.cache_clear()
+
+
+def test_the_default_database_lives_in_the_users_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(_env_file=None)
+    assert settings.database_url == config.default_database_url()
+    assert settings.sqlite_path() == tmp_path / "data" / "evenhand" / "evenhand.db"
+    assert config.data_dir() == tmp_path / "data" / "evenhand"
+
+
+def test_the_config_file_is_private_and_keeps_a_key_per_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVENHAND_CONFIG_DIR", str(tmp_path / "cfg"))
+    assert config_file.load() == config_file.StoredConfig()  # no file yet: nothing saved
+    old_umask = os.umask(0)  # even a permissive umask leaves the file private
+    try:
+        config_file.save_server("https://evenhand.example.org/", "eh_remote")
+        path = config_file.save_server("http://127.0.0.1:8000", "eh_local")
+    finally:
+        os.umask(old_umask)
+    assert path == tmp_path / "cfg" / "config.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    stored = config_file.load()
+    assert stored.current == "http://127.0.0.1:8000"
+    assert stored.key_for("https://evenhand.example.org") == "eh_remote"  # not forgotten
+    assert stored.key_for("http://127.0.0.1:8000/") == "eh_local"
+    assert [p.name for p in path.parent.iterdir()] == ["config.json"]  # no temporary left
+
+
+def test_a_broken_config_file_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVENHAND_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(config_file.ConfigFileError, match="delete it"):
+        config_file.load()
+
+
+def test_the_client_takes_options_then_the_environment_then_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVENHAND_CONFIG_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for name in ("EVENHAND_API_URL", "EVENHAND_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    config.get_settings.cache_clear()
+    try:
+        with pytest.raises(typer.Exit) as missing:
+            cli._client()
+        assert missing.value.exit_code == 2
+        config_file.save_server("http://127.0.0.1:8123", "eh_saved")
+        chosen = cli._client()
+        assert chosen.base_url == "http://127.0.0.1:8123"
+        assert chosen._http.headers["Authorization"] == "Bearer eh_saved"
+        chosen = cli._client("http://elsewhere:1", "eh_option")
+        assert chosen.base_url == "http://elsewhere:1"
+        assert chosen._http.headers["Authorization"] == "Bearer eh_option"
+        monkeypatch.setenv("EVENHAND_API_KEY", "eh_env")
+        config.get_settings.cache_clear()
+        assert cli._client()._http.headers["Authorization"] == "Bearer eh_env"
+        monkeypatch.delenv("EVENHAND_API_KEY")
+        monkeypatch.setenv("EVENHAND_API_URL", "http://127.0.0.1:9999")  # no key saved for it
+        config.get_settings.cache_clear()
+        with pytest.raises(typer.Exit):
+            cli._client()
+    finally:
+        config.get_settings.cache_clear()
+
+
+def test_port_problem_names_the_busy_port_and_the_option_that_moves_it() -> None:
+    with socket.socket() as occupied:
+        occupied.bind(("127.0.0.1", 0))
+        occupied.listen()
+        busy = occupied.getsockname()[1]
+        free = embedded.free_port()
+        api = embedded.Listener("the API", free, "--port")
+        flower = embedded.Listener("Flower", busy, "--flower-port")
+        problem = embedded.port_problem([api, flower])
+        assert problem is not None
+        assert f"port {busy} (Flower) is in use" in problem and "--flower-port" in problem
+        assert embedded.port_problem([api]) is None
+        shared = embedded.port_problem([api, embedded.Listener("Flower", free, "--flower-port")])
+        assert shared is not None and "cannot share port" in shared
+
+
+def test_flower_reads_its_password_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flower.command import apply_env_options
+    from tornado.options import options
+
+    command = embedded.flower_command(5555)
+    env = embedded.flower_env({"FLOWER_BASIC_AUTH": "theirs:old", "PATH": "/bin"}, "ops:pw")
+    assert not any("pw" in arg for arg in command)
+    assert env == {"FLOWER_BASIC_AUTH": "ops:pw", "PATH": "/bin"}
+    assert "FLOWER_BASIC_AUTH" not in embedded.flower_env(env, None)  # --flower-no-auth
+    # what Flower itself does with the variable
+    monkeypatch.setattr(os, "environ", {"FLOWER_BASIC_AUTH": "ops:pw"})
+    before = options.basic_auth
+    try:
+        apply_env_options()
+        assert options.basic_auth == ["ops:pw"]
+    finally:
+        options.basic_auth = before
