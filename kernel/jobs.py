@@ -6,7 +6,7 @@ a cancel during a run) cannot both win.
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -275,13 +275,14 @@ def requeue_job(session: Session, job_id: uuid.UUID) -> bool:
     )
 
 
-def forget_publications(session: Session) -> int:
-    """Mark every queued job unpublished, so the sweeper publishes it again: after the broker
-    restarted, messages it held may be gone (duplicates are harmless: only one run claims)."""
+def forget_publications(session: Session, published_before: datetime) -> int:
+    """Mark the queued jobs published before `published_before` unpublished, so the sweeper
+    publishes them again: the broker lost the messages it held then (a duplicate would be
+    harmless: only one run claims)."""
     return _update_job(
         session,
         col(Job.status) == JobStatus.queued,
-        col(Job.published_at).is_not(None),
+        col(Job.published_at) < published_before,
         published_at=None,
     )
 

@@ -3,6 +3,7 @@ left behind (see kernel.jobs.reclaim_expired and publish_waiting). Several worke
 at once is safe."""
 
 import threading
+from datetime import datetime, timedelta
 
 import structlog
 from celery import Celery
@@ -11,6 +12,7 @@ from kernel.config import Settings
 from kernel.db import session_scope
 from kernel.events import announce_job
 from kernel.jobs import forget_publications, publish_waiting, reclaim_expired
+from kernel.models import utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -29,21 +31,32 @@ class Sweeper:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def broker_lost_messages(self) -> bool:
-        """Whether Redis lost its data since the last look (restarted without persistence,
-        flushed, failed over to an empty replica).
+    def broker_lost_since(self) -> datetime | None:
+        """When Redis lost the messages it held, if it did since the last look: the time it
+        started, when it restarted without persistence (or failed over to an empty replica).
 
-        A marker key per queue tells: when it is missing, every message published before may be
-        gone, so the queued jobs are published again instead of waiting `republish_after`.
+        A marker key per queue tells: when it is missing, Redis is new since the last look, and
+        what was published before Redis started is gone; what was published since is waiting in
+        the queue and is left alone. A Redis flushed without a restart is caught by
+        EVENHAND_REPUBLISH_AFTER instead.
         """
         marker = f"evenhand:{self.settings.queue}:broker-epoch"
         with self.app.connection_for_write() as connection:
-            return bool(connection.default_channel.client.set(marker, "1", nx=True))
+            client = connection.default_channel.client
+            if not client.set(marker, "1", nx=True):
+                return None
+            uptime = int(client.info("server")["uptime_in_seconds"])
+        # Redis counts whole seconds, so it may have started up to a second later than `uptime`
+        # says: take the later time (what was published just after it started may be sent twice,
+        # which the claim makes harmless; nothing published before it is missed)
+        return utcnow() - timedelta(seconds=uptime - 1)
 
     def sweep_once(self) -> None:
         with session_scope() as session:
-            if self.broker_lost_messages():
-                log.warning("broker_data_lost", requeued=forget_publications(session))
+            # a Redis new to us: only what was published before it started is lost
+            started = self.broker_lost_since()
+            if started and (requeued := forget_publications(session, published_before=started)):
+                log.warning("broker_data_lost", requeued=requeued)
             reclaimed = reclaim_expired(session, max_attempts=self.settings.max_attempts)
             # before publishing, which may fail: whoever waits on these jobs reads them again
             for job_id in reclaimed.expired:
