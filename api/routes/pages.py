@@ -1,4 +1,4 @@
-"""The web page: paste an article or a URL, watch it live, read the result (api/static/)."""
+"""The web page: submit an article or a URL, watch it live, read and reopen results (api/static/)."""
 
 from pathlib import Path
 

@@ -1,10 +1,18 @@
-// evenhand's web page: submit an article, watch its job live, render the result.
+// evenhand's web page: submit an article, watch its job live, render the result; the open job
+// lives in the URL (#job=<id>) so a reload or a shared link reopens it.
 // Every piece of API data is rendered with textContent / text nodes: article text is untrusted.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const FINISHED = new Set(["succeeded", "failed", "canceled"]);
 const KEY_STORAGE = "evenhand.key";
+const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const RECENT_PAGE = 10;
+const SUPPORT_HELP = {
+  supports: "the quote supports the claim",
+  partial: "the quote supports part of the claim",
+  unrelated: "the quote does not bear on the claim",
+};
 
 const keyInput = $("api-key");
 try {
@@ -21,15 +29,22 @@ function rememberKey(key) {
   }
 }
 
+// The job on screen: its id and the controller that stops following it when another opens.
+const view = { jobId: null, controller: null };
+// article id -> the label shown for it (its title, else its URL or first line)
+const labels = new Map();
+
 function headers(json) {
   const h = { Authorization: `Bearer ${keyInput.value.trim()}`, Accept: "application/json" };
   if (json) h["Content-Type"] = "application/json";
   return h;
 }
 
-function showError(message) {
+// `kind` "notice" asks for something (the key) rather than reporting a failure.
+function showError(message, kind = "error") {
   const box = $("error");
   box.textContent = message || "";
+  box.className = kind;
   box.hidden = !message;
 }
 
@@ -48,18 +63,26 @@ class ApiError extends Error {
 }
 
 async function api(path, options = {}) {
-  const response = await fetch(path, options);
+  const response = await fetch(path, { headers: headers(false), ...options });
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new ApiError(response.status, body);
   return body;
 }
 
+const jobPath = (jobId) => `/v1/jobs/${encodeURIComponent(jobId)}`;
+const articlePath = (articleId) => `/v1/articles/${encodeURIComponent(articleId)}`;
+
+function jobFromHash() {
+  return new URLSearchParams(window.location.hash.slice(1)).get("job");
+}
+
 // Server-sent events read with fetch() (an EventSource cannot send the Authorization header).
 // Returns the final job; throws when the stream cannot be opened or ends without a `job` event.
-async function followEvents(jobId) {
-  const response = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}/events`, {
+async function followEvents(jobId, signal) {
+  const response = await fetch(`${jobPath(jobId)}/events`, {
     headers: { ...headers(false), Accept: "text/event-stream" },
     cache: "no-store",
+    signal,
   });
   if (!response.ok || !response.body) {
     const body = await response.json().catch(() => null);
@@ -106,14 +129,24 @@ function handleEvent(block) {
   return null;
 }
 
-async function pollUntilDone(jobId) {
+async function pollUntilDone(jobId, signal) {
   const deadline = Date.now() + 30 * 60 * 1000;
   while (Date.now() < deadline) {
-    const job = await api(`/v1/jobs/${encodeURIComponent(jobId)}?wait=20`, { headers: headers(false) });
+    const job = await api(`${jobPath(jobId)}?wait=20`, { signal });
     setStatus(job.status);
     if (FINISHED.has(job.status)) return job;
   }
   throw new Error("the job did not finish within 30 minutes; try again later");
+}
+
+async function untilFinished(jobId, signal) {
+  try {
+    return await followEvents(jobId, signal);
+  } catch (streamError) {
+    if (signal.aborted) throw streamError;
+    if (streamError instanceof ApiError && (streamError.status === 401 || streamError.status === 403)) throw streamError;
+    return pollUntilDone(jobId, signal);
+  }
 }
 
 // Highlights the article: `spans` are {start, end, kind: "quote"|"loaded", ...} with offsets in
@@ -179,6 +212,22 @@ function element(tag, className, text) {
   return el;
 }
 
+function renderEvidence(ev) {
+  const li = element("li", ev.verified ? "verified" : "unverified");
+  const sign = element("span", "sign", ev.verified ? "✓" : "?");
+  sign.title = ev.verified ? "found in the article" : "not found in the article";
+  sign.setAttribute("aria-label", sign.title);
+  li.append(sign, element("q", "", ev.quote || ""));
+  // `support` (does the quote back the claim?) may be absent from a result; null shows nothing
+  if (typeof ev.support === "string" && ev.support) {
+    const known = Object.hasOwn(SUPPORT_HELP, ev.support);
+    const badge = element("span", `support ${known ? ev.support : "other"}`, ev.support);
+    badge.title = known ? SUPPORT_HELP[ev.support] : `support: ${ev.support}`;
+    li.append(badge);
+  }
+  return li;
+}
+
 function renderPoint(point, i) {
   const item = element("li", "point");
   item.dataset.point = String(i);
@@ -196,14 +245,7 @@ function renderPoint(point, i) {
   const evidence = point.evidence || [];
   if (evidence.length) {
     const list = element("ul", "evidence");
-    evidence.forEach((ev) => {
-      const li = element("li", ev.verified ? "verified" : "unverified");
-      const sign = element("span", "sign", ev.verified ? "✓" : "?");
-      sign.title = ev.verified ? "found in the article" : "not found in the article";
-      sign.setAttribute("aria-label", sign.title);
-      li.append(sign, element("q", "", ev.quote || ""));
-      list.append(li);
-    });
+    evidence.forEach((ev) => list.append(renderEvidence(ev)));
     item.append(list);
   }
   item.addEventListener("click", () => selectPoint(i));
@@ -216,8 +258,59 @@ function renderPoint(point, i) {
   return item;
 }
 
-function renderResult(article) {
-  const result = article.result;
+// What to call an article: its title; without one, its URL or the first line of its text.
+function articleLabel(article) {
+  if (article.title && article.title.trim()) return { text: article.title.trim(), given: true };
+  if (article.url) return { text: article.url, given: false };
+  const first = (article.clean_text || "").split("\n").find((line) => line.trim());
+  if (first) {
+    const chars = Array.from(first.trim());
+    return { text: chars.length > 90 ? `${chars.slice(0, 90).join("")}…` : chars.join(""), given: false };
+  }
+  return { text: "Untitled article", given: false };
+}
+
+function rememberLabel(article) {
+  const label = articleLabel(article);
+  // an article not cleaned yet may get a better label later
+  if (label.given || article.url || article.clean_text) labels.set(article.id, label);
+  return label;
+}
+
+function when(timestamp) {
+  const date = new Date(timestamp);
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
+
+function renderHead(article) {
+  const label = rememberLabel(article);
+  const title = $("title");
+  title.textContent = label.text;
+  title.classList.toggle("derived", !label.given);
+  title.title = label.given ? "" : "No title was given: this is the article's address or first line.";
+  document.title = `${label.text} — evenhand`;
+  const byline = $("byline");
+  byline.replaceChildren();
+  const parts = [];
+  if (article.source) parts.push(document.createTextNode(article.source));
+  if (article.url && /^https?:\/\//i.test(article.url)) {
+    const link = element("a", "", article.url);
+    link.href = article.url;
+    link.rel = "noopener noreferrer";
+    link.target = "_blank";
+    parts.push(link);
+  }
+  const submitted = when(article.created_at);
+  if (submitted) parts.push(document.createTextNode(`submitted ${submitted}`));
+  parts.forEach((part, i) => {
+    if (i) byline.append(" · ");
+    byline.append(part);
+  });
+  byline.hidden = !parts.length;
+}
+
+function renderResult(result, article) {
+  renderHead(article);
   const grounding = result.grounding || { quotes: 0, verified: 0 };
   const badge = $("grounding");
   badge.textContent = `${grounding.verified}/${grounding.quotes} quotes verified`;
@@ -244,37 +337,200 @@ function renderResult(article) {
   $("result").hidden = false;
 }
 
-async function run(body) {
-  const accepted = await api("/v1/articles", { method: "POST", headers: headers(true), body: JSON.stringify(body) });
-  setStatus(accepted.status);
-  $("job-id").textContent = accepted.job_id;
+// --- the job on screen --------------------------------------------------------------------------
+
+function showLanding() {
+  if (view.controller) view.controller.abort();
+  view.jobId = null;
+  view.controller = null;
+  $("result").hidden = true;
+  $("job-line").hidden = true;
+  $("compose").open = true;
+  setStatus("idle");
+  showError("");
+  document.title = "evenhand — neutral summaries and argument maps";
+  markCurrent();
+}
+
+// Opens a job: shows its status, follows it until it ends, then its result or why it failed.
+async function openJob(jobId) {
+  if (view.controller) view.controller.abort();
+  const controller = new AbortController();
+  const { signal } = controller;
+  view.jobId = jobId;
+  view.controller = controller;
+  $("result").hidden = true;
+  $("compose").open = false;
+  $("recent").open = false;
+  $("job-id").textContent = jobId;
   $("job-line").hidden = false;
-  let job;
-  if (FINISHED.has(accepted.status)) {
-    job = await api(`/v1/jobs/${encodeURIComponent(accepted.job_id)}`, { headers: headers(false) });
-  } else {
-    try {
-      job = await followEvents(accepted.job_id);
-    } catch (streamError) {
-      if (streamError instanceof ApiError && (streamError.status === 401 || streamError.status === 403)) throw streamError;
-      job = await pollUntilDone(accepted.job_id);
-    }
+  showError("");
+  markCurrent();
+  if (!JOB_ID.test(jobId)) {
+    setStatus("error");
+    showError(`"${jobId}" in this link is not a job id.`);
+    return;
   }
-  setStatus(job.status);
-  if (job.status === "succeeded") {
-    renderResult(await api(`/v1/articles/${encodeURIComponent(accepted.article_id)}`, { headers: headers(false) }));
-  } else if (job.status === "failed") {
-    const error = job.error || {};
-    showError(`${error.code || "failed"}: ${error.message || "the job failed"}`);
-  } else if (job.status === "canceled") {
-    showError("The job was canceled.");
+  if (!keyInput.value.trim()) {
+    setStatus("idle");
+    showError(`Enter your API key to open job ${jobId}.`, "notice");
+    keyInput.focus();
+    return;
+  }
+  setStatus("loading");
+  try {
+    let job = await api(jobPath(jobId), { signal });
+    setStatus(job.status);
+    if (!FINISHED.has(job.status)) job = await untilFinished(jobId, signal);
+    setStatus(job.status);
+    if (job.status === "succeeded") {
+      const article = await api(articlePath(job.article_id), { signal });
+      if (signal.aborted) return;
+      const result = job.result || article.result;
+      if (!result) throw new Error("the job succeeded but its result could not be read");
+      renderResult(result, article);
+    } else if (job.status === "failed") {
+      const error = job.error || {};
+      showError(`${error.code || "failed"}: ${error.message || "the job failed"}`);
+    } else if (job.status === "canceled") {
+      showError("The job was canceled.");
+    }
+  } catch (error) {
+    if (signal.aborted) return;
+    setStatus("error");
+    showError(error.message);
   }
 }
+
+// Puts the job in the URL (a new history entry, so Back returns to the previous job) and opens it.
+function goToJob(jobId) {
+  if (jobFromHash() !== jobId) window.history.pushState(null, "", `#job=${encodeURIComponent(jobId)}`);
+  openJob(jobId);
+}
+
+// Back/Forward, or a #job= typed or pasted into the address bar.
+function followUrl() {
+  const jobId = jobFromHash();
+  if (!jobId) {
+    if (view.jobId) showLanding();
+  } else if (jobId !== view.jobId) openJob(jobId);
+}
+window.addEventListener("hashchange", followUrl);
+window.addEventListener("popstate", followUrl);
+
+// --- recent jobs --------------------------------------------------------------------------------
+
+let recentRound = 0; // a newer listing replaces an older one still loading
+let recentCursor = null;
+
+function markCurrent() {
+  document.querySelectorAll("#recent-jobs a").forEach((a) => {
+    if (a.dataset.job === view.jobId) a.setAttribute("aria-current", "true");
+    else a.removeAttribute("aria-current");
+  });
+}
+
+function recentItem(job) {
+  const li = element("li");
+  const link = element("a", "job-link");
+  link.href = `#job=${encodeURIComponent(job.id)}`;
+  link.dataset.job = job.id;
+  link.dataset.article = job.article_id;
+  const known = labels.get(job.article_id);
+  const title = element("span", `job-title${known && !known.given ? " derived" : ""}`, known ? known.text : "…");
+  const status = element("span", "job-status", job.status);
+  status.dataset.status = job.status;
+  link.append(title, status, element("span", "job-when muted small", when(job.created_at)));
+  link.addEventListener("click", (event) => {
+    event.preventDefault();
+    goToJob(job.id);
+  });
+  li.append(link);
+  return li;
+}
+
+// The titles live on the articles (a job carries only its article's id): one read per article.
+async function fillTitles(items, round) {
+  const missing = [...new Set(items.map((job) => job.article_id))].filter((id) => !labels.has(id));
+  await Promise.all(
+    missing.map((id) =>
+      api(articlePath(id))
+        .then(rememberLabel)
+        .catch(() => null),
+    ),
+  );
+  if (round !== recentRound) return;
+  document.querySelectorAll("#recent-jobs a").forEach((a) => {
+    const label = labels.get(a.dataset.article);
+    const span = a.querySelector(".job-title");
+    if (!label || !span) return;
+    span.textContent = label.text;
+    span.classList.toggle("derived", !label.given);
+  });
+}
+
+async function loadRecent(more = false) {
+  const round = more ? recentRound : ++recentRound;
+  const list = $("recent-jobs");
+  const empty = $("recent-empty");
+  const button = $("recent-more");
+  if (!keyInput.value.trim()) {
+    list.replaceChildren();
+    button.hidden = true;
+    empty.textContent = "Enter your API key to see its jobs.";
+    empty.hidden = false;
+    return;
+  }
+  const query = new URLSearchParams({ limit: String(RECENT_PAGE) });
+  if (more && recentCursor) query.set("cursor", recentCursor);
+  try {
+    const page = await api(`/v1/jobs?${query}`);
+    if (round !== recentRound) return;
+    recentCursor = page.next_cursor;
+    const items = page.items || [];
+    if (more) list.append(...items.map(recentItem));
+    else list.replaceChildren(...items.map(recentItem));
+    button.hidden = !recentCursor;
+    empty.textContent = "No jobs yet for this key.";
+    empty.hidden = list.children.length > 0;
+    markCurrent();
+    await fillTitles(items, round);
+  } catch (error) {
+    if (round !== recentRound) return;
+    if (!more) list.replaceChildren();
+    button.hidden = true;
+    empty.textContent = `Could not list the jobs: ${error.message}`;
+    empty.hidden = false;
+  }
+}
+
+$("recent").addEventListener("toggle", () => {
+  if ($("recent").open) loadRecent();
+});
+$("recent-more").addEventListener("click", () => loadRecent(true));
+
+// --- forms --------------------------------------------------------------------------------------
+
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const key = keyInput.value.trim();
+  if (!key) {
+    showError("Enter your API key.");
+    keyInput.focus();
+    return;
+  }
+  rememberKey(key);
+  showError("");
+  const jobId = jobFromHash();
+  if (jobId) openJob(jobId);
+  if ($("recent").open) loadRecent();
+});
 
 $("submit-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   showError("");
   const key = keyInput.value.trim();
+  const title = $("article-title").value.trim();
   const text = $("article-text").value;
   const url = $("article-url").value.trim();
   if (!key) {
@@ -287,13 +543,14 @@ $("submit-form").addEventListener("submit", async (event) => {
     return;
   }
   rememberKey(key);
-  $("result").hidden = true;
-  $("job-line").hidden = true;
+  const body = text.trim() ? { text } : { url };
+  if (title) body.title = title;
   const button = $("submit");
   button.disabled = true;
   setStatus("submitting");
   try {
-    await run(text.trim() ? { text } : { url });
+    const accepted = await api("/v1/articles", { method: "POST", headers: headers(true), body: JSON.stringify(body) });
+    goToJob(accepted.job_id);
   } catch (error) {
     setStatus("error");
     showError(error.message);
@@ -301,3 +558,8 @@ $("submit-form").addEventListener("submit", async (event) => {
     button.disabled = false;
   }
 });
+
+// A reload or a shared link: reopen the job in the URL; else the form, with the key's recent jobs.
+const linkedJob = jobFromHash();
+if (linkedJob) openJob(linkedJob);
+else if (keyInput.value.trim()) $("recent").open = true;
