@@ -119,7 +119,8 @@ class RateLimiter:
             if state.window == int(now // period) and time.monotonic() <= state.fresh_until:
                 break
             await self._synced(state)
-        if state.estimate(now) + 1 > state.limit:
+        # admitted while the weighted count is below the limit, as `limits` decides
+        if state.estimate(now) >= state.limit:
             retry_after = state.retry_after(now)
             raise Problem(
                 429,

@@ -39,6 +39,8 @@ STEPS = [
     ("memory", "6. memory"),
     ("scale", "5. scale"),
 ]
+# figures that need no evenhand stack: run first, and alone without starting one
+STANDALONE_STEPS = [("cli", "7. CLI start")]
 
 
 def log(message: str) -> None:
@@ -222,8 +224,40 @@ def rows(results: dict[str, Any], quick: bool) -> list[dict[str, Any]]:
         (m.get("api_growth_mb") if m.get("api_growth_mb") is not None else 1e9) < 10,
         "MB",
     )
+    cli = r.get("cli", {})
+    add(
+        "cli_evenhand_help_ms",
+        "7. `evenhand --help`, median start to exit",
+        cli.get("evenhand_help_ms"),
+        "< 1000 ms",
+        (cli.get("evenhand_help_ms") or 1e9) < 1000,
+        "ms",
+    )
+    add(
+        "cli_evenhand_status_ms",
+        "7. `evenhand status ID`, no API there (exit 1)",
+        cli.get("evenhand_status_ms"),
+        "<= `celery --help`",
+        (cli.get("status_vs_celery") or 1e9) <= 1,
+        "ms",
+    )
+    add(
+        "cli_celery_help_ms",
+        "7. `celery --help`",
+        cli.get("celery_help_ms"),
+        "baseline",
+        None,
+        "ms",
+    )
+    add(
+        "cli_help_vs_celery",
+        "7. `evenhand --help` / `celery --help`",
+        cli.get("help_vs_celery"),
+        "<= 1",
+        (cli.get("help_vs_celery") or 1e9) <= 1,
+    )
     # figures left out by --only get no rows; one that failed keeps its "error" rows
-    ran = {title.split(".", 1)[0] for key, title in STEPS if key in r}
+    ran = {title.split(".", 1)[0] for key, title in [*STEPS, *STANDALONE_STEPS] if key in r}
     return [row for row in out if row["figure"].split(".", 1)[0] in ran]
 
 
@@ -349,6 +383,41 @@ def plots(results: dict[str, Any], docs: Path) -> list[str]:
     return written
 
 
+def run_stack_steps(steps: list[str], quick: bool, results: dict[str, Any]) -> None:
+    """The figures that measure a running evenhand, on one stack started for them."""
+    with tempfile.TemporaryDirectory(prefix="evenhand-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        with (
+            services(tmp) as (pg, redis_url),
+            bench_stack("bench", pg, redis_url, tmp) as bench,
+            RssSampler() as sampler,
+        ):
+            sampler.watch("api", bench.stack.processes["api"].pid)
+            for key, title in STEPS:
+                if key not in steps:
+                    continue
+                console.print(f"[bold]{title}[/bold]")
+                t = time.time()
+                try:
+                    fn = getattr(figures, f"fig_{key}")
+                    if key in ("overhead", "scale"):
+                        results["figures"][key] = fn(bench, quick, log)
+                    else:
+                        results["figures"][key] = fn(bench, sampler, quick, log)
+                except Exception as exc:
+                    results["errors"][key] = f"{type(exc).__name__}: {exc}"
+                    console.print(traceback.format_exc(), style="red")
+                    for name in list(bench.stack.processes):
+                        if name.startswith("w-"):
+                            bench.stop_worker(name)
+                results["figures"].setdefault(key, {})["bench_seconds"] = round(time.time() - t, 1)
+            rss = sampler.samples.get("api", [])
+            results["api_rss_mb_during_run"] = {
+                "min": round(min(v for _, v in rss), 1) if rss else None,
+                "max": round(max(v for _, v in rss), 1) if rss else None,
+            }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short smoke run (~75 s)")
@@ -363,37 +432,19 @@ def main(argv: list[str] | None = None) -> int:
         "figures": {},
         "errors": {},
     }
-    with tempfile.TemporaryDirectory(prefix="evenhand-bench-") as tmpdir:
-        tmp = Path(tmpdir)
-        with (
-            services(tmp) as (pg, redis_url),
-            bench_stack("bench", pg, redis_url, tmp) as bench,
-            RssSampler() as sampler,
-        ):
-            sampler.watch("api", bench.stack.processes["api"].pid)
-            for key, title in STEPS:
-                if args.only and key not in args.only:
-                    continue
-                console.print(f"[bold]{title}[/bold]")
-                t = time.time()
-                try:
-                    fn = getattr(figures, f"fig_{key}")
-                    if key in ("overhead", "scale"):
-                        results["figures"][key] = fn(bench, args.quick, log)
-                    else:
-                        results["figures"][key] = fn(bench, sampler, args.quick, log)
-                except Exception as exc:
-                    results["errors"][key] = f"{type(exc).__name__}: {exc}"
-                    console.print(traceback.format_exc(), style="red")
-                    for name in list(bench.stack.processes):
-                        if name.startswith("w-"):
-                            bench.stop_worker(name)
-                results["figures"].setdefault(key, {})["bench_seconds"] = round(time.time() - t, 1)
-            rss = sampler.samples.get("api", [])
-            results["api_rss_mb_during_run"] = {
-                "min": round(min(v for _, v in rss), 1) if rss else None,
-                "max": round(max(v for _, v in rss), 1) if rss else None,
-            }
+    for key, title in STANDALONE_STEPS:
+        if args.only and key not in args.only:
+            continue
+        console.print(f"[bold]{title}[/bold]")
+        t = time.time()
+        try:
+            results["figures"][key] = getattr(figures, f"fig_{key}")(args.quick, log)
+        except Exception as exc:
+            results["errors"][key] = f"{type(exc).__name__}: {exc}"
+            console.print(traceback.format_exc(), style="red")
+        results["figures"].setdefault(key, {})["bench_seconds"] = round(time.time() - t, 1)
+    if stack_steps := [key for key, _title in STEPS if not args.only or key in args.only]:
+        run_stack_steps(stack_steps, args.quick, results)
     results["seconds"] = round(time.time() - started, 1)
     results["table"] = rows(results, args.quick)
     args.out.parent.mkdir(parents=True, exist_ok=True)

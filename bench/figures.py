@@ -1,4 +1,4 @@
-"""The six figures. Each returns a dict of measured values (and raw series for the plots)."""
+"""The figures. Each returns a dict of measured values (and raw series for the plots)."""
 
 from __future__ import annotations
 
@@ -742,5 +742,64 @@ def fig_memory(bench: Bench, sampler: RssSampler, quick: bool, log: Log) -> dict
     log(
         f"  {done:,} of {target:,} jobs finished in {result['seconds']} s;"
         f" worker RSS {result['worker_rss_mb']}, API {result['api_rss_mb']}"
+    )
+    return result
+
+
+# --- 7. CLI start ------------------------------------------------------------------------------
+
+
+def _cli_commands(unreachable_url: str) -> dict[str, list[str]]:
+    """What is timed: the venv's own executables, next to this Python."""
+    bin_dir = os.path.dirname(sys.executable)
+    evenhand, celery = os.path.join(bin_dir, "evenhand"), os.path.join(bin_dir, "celery")
+    return {
+        "evenhand_help": [evenhand, "--help"],
+        # a real command that exits at its first request: nothing listens at the URL
+        "evenhand_status": [
+            evenhand,
+            "status",
+            str(uuid.uuid4()),
+            "--api-url",
+            unreachable_url,
+        ],
+        "celery_help": [celery, "--help"],
+    }
+
+
+def fig_cli(quick: bool, log: Log) -> dict[str, Any]:
+    """Wall time from exec to exit of `evenhand --help`, `evenhand status <id>` (no API there)
+    and `celery --help`: the median of n runs each, the three interleaved so that a busy moment
+    of the machine hits all of them alike."""
+    runs = 5 if quick else 21
+    with tempfile.TemporaryDirectory(prefix="evenhand-cli-") as home:
+        # no .env, no per-user config file, no EVENHAND_* of the caller: the defaults alone
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EVENHAND_")}
+        env |= {"HOME": home, "XDG_CONFIG_HOME": home, "XDG_DATA_HOME": home}
+        env["EVENHAND_API_KEY"] = "eh_" + "0" * 40  # a dummy key: the request never leaves
+        commands = _cli_commands(f"http://127.0.0.1:{free_port()}")
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        outcomes: dict[str, tuple[int, str]] = {}
+        for command in commands.values():  # one untimed run each: the OS's file cache
+            subprocess.run(command, cwd=home, env=env, capture_output=True, timeout=60)
+        for _ in range(runs):
+            for name, command in commands.items():
+                t = time.perf_counter()
+                done = subprocess.run(
+                    command, cwd=home, env=env, capture_output=True, text=True, timeout=60
+                )
+                times[name].append(time.perf_counter() - t)
+                last_line = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:]
+                outcomes[name] = (done.returncode, last_line[0] if last_line else "")
+    result: dict[str, Any] = {"runs": runs}
+    for name, series in times.items():
+        result[f"{name}_ms"] = round(statistics.median(series) * 1000, 1)
+        result[f"{name}_exit"], result[f"{name}_says"] = outcomes[name]
+    result["help_vs_celery"] = round(result["evenhand_help_ms"] / result["celery_help_ms"], 2)
+    result["status_vs_celery"] = round(result["evenhand_status_ms"] / result["celery_help_ms"], 2)
+    log(
+        f"  evenhand --help {result['evenhand_help_ms']} ms, evenhand status "
+        f"{result['evenhand_status_ms']} ms (exit {result['evenhand_status_exit']}), "
+        f"celery --help {result['celery_help_ms']} ms"
     )
     return result

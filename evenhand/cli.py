@@ -549,6 +549,10 @@ def evaluate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON rows instead of a table")
     ] = False,
+    gold: Annotated[
+        bool,
+        typer.Option("--gold", help="Also score each article against its NAME.gold.json reference"),
+    ] = False,
 ) -> None:
     """Run every article in FOLDER through the configured provider and print quality figures."""
     from kernel.config import get_settings
@@ -556,7 +560,7 @@ def evaluate(
     from worker.evaluation import evaluate_folder, total
 
     settings = get_settings()
-    rows = evaluate_folder(folder, settings)
+    rows = evaluate_folder(folder, settings, with_gold=gold)
     if not rows:
         console.print(f"[red]no .txt or .html articles in {folder}[/red]")
         raise typer.Exit(1)
@@ -583,6 +587,47 @@ def evaluate(
             end_section=row is rows[-2],
         )
     Console(width=160).print(table)
+    if gold:
+        _print_gold_table(rows, f"{label.provider} / {label.model} / {label.prompt_version}")
+
+
+def _print_gold_table(rows: list[Any], title: str) -> None:
+    """Per article and overall: the scores against the reference files (`eval --gold`)."""
+
+    def pct(value: float | None) -> str:
+        return "–" if value is None else f"{value:.0%}"
+
+    table = Table(
+        "article", "point recall", "point precision", "speakers", "thesis",
+        "loaded unattributed", "quotes verified", "boilerplate removed", "sentences kept",
+        title=f"evenhand eval --gold · {title}",
+    )  # fmt: skip
+    scored = [row for row in rows if row.gold is not None]
+    for row in scored:
+        g = row.gold
+        table.add_row(
+            row.article,
+            f"{g.points_matched}/{g.points_reference}",
+            f"{g.points_matched}/{g.points_predicted}",
+            f"{g.speakers_right}/{g.points_matched}",
+            f"{g.thesis_matched}/{g.theses}" if g.theses else row.error or "–",
+            str(g.loaded_unattributed),
+            f"{row.verified}/{row.quotes}",
+            f"{g.boilerplate_removed}/{g.boilerplate_lines}",
+            f"{g.kept_found}/{g.kept_sentences}",
+            end_section=row is scored[-2] if len(scored) > 1 else False,
+        )
+    if scored and scored[-1].article == "overall":
+        r = scored[-1].gold.rates()
+        table.add_row(
+            "rates",
+            pct(r["point_recall"]), pct(r["point_precision"]), pct(r["speaker_accuracy"]),
+            pct(r["thesis_match"]), "", "", pct(r["boilerplate_removal"]), pct(r["sentence_retention"]),
+        )  # fmt: skip
+    Console(width=160).print(table)
+    if scored and scored[-1].gold is not None:
+        recall = pct(scored[-1].gold.rates()["lexicon_recall"])
+        print(f"neutrality lexicon recall on the references' loaded terms: {recall}")
 
 
 # --- the whole stack ------------------------------------------------------------------------------

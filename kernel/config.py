@@ -22,7 +22,7 @@ def default_database_url() -> str:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_prefix="EVENHAND_", extra="ignore")
 
-    # Names fixed by the design brief carry no prefix (the openai SDK reads the OPENAI_* ones too).
+    # Conventional names carry no prefix (the openai SDK reads the OPENAI_* ones too).
     database_url: str = Field(default_factory=default_database_url, validation_alias="DATABASE_URL")
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     republish_after: float = 600.0  # a queued job published this long ago is published again
     llm_max_output_tokens: int = 4096
     response_format: Literal["json_schema", "json_object"] = "json_schema"
+    # one more LLM call per article judges whether each verified quote supports its claim
+    support_check: bool = True
     token_budget: int = 12_000  # above it, an article goes through map-reduce
     chunk_overlap_tokens: int = 200
     fetch_timeout: float = 15.0
@@ -50,7 +52,7 @@ class Settings(BaseSettings):
     queue: str = "evenhand"
     # gevent is left out: `evenhand worker` does not monkey-patch, and it ran no task (benchmarks)
     worker_pool: Literal["threads", "prefork", "solo"] = "threads"
-    worker_concurrency: int = 64  # LLM calls wait on I/O: with 1 s calls, ~63 jobs/s vs ~8 at 8
+    worker_concurrency: int = 64  # LLM calls wait on I/O: jobs/s grows with threads (benchmarks)
 
     # per API key, unless the key has its own (evenhand keys create --rate-limit ...)
     rate_limit: str = "600/minute"  # requests to /v1, shared by all API replicas through Redis
@@ -82,7 +84,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_provider(self) -> "Settings":
-        # The brief: `openai` when a key or base URL is set, else the offline `extractive` provider.
+        # `openai` when a key or base URL is set, else the offline `extractive` provider.
         if self.provider is None:
             configured = self.openai_api_key is not None or self.openai_base_url is not None
             self.provider = "openai" if configured else "extractive"

@@ -140,20 +140,20 @@ _CLAIM = (
     .returning(col(Job.attempts))
 )
 # the job is running under the claim's token: only its holder may renew, finish or fail it
-_HELD = sa.update(Job).where(
+_UPDATE_RUNNING_UNDER_TOKEN = sa.update(Job).where(
     col(Job.id) == sa.bindparam("job_id"),
     col(Job.status) == JobStatus.running,
     col(Job.lease_token) == sa.bindparam("token"),
 )
-_RENEW = _HELD.values(lease_expires_at=sa.bindparam("expires"))
-_FAIL = _HELD.values(
+_RENEW = _UPDATE_RUNNING_UNDER_TOKEN.values(lease_expires_at=sa.bindparam("expires"))
+_FAIL = _UPDATE_RUNNING_UNDER_TOKEN.values(
     status=JobStatus.failed,
     error_code=sa.bindparam("code"),
     error_message=sa.bindparam("message"),
     finished_at=sa.bindparam("now"),
     lease_expires_at=None,
 )
-_SUCCEED = _HELD.values(
+_SUCCEED = _UPDATE_RUNNING_UNDER_TOKEN.values(
     status=JobStatus.succeeded,
     finished_at=sa.bindparam("now"),
     error_code=None,
@@ -162,7 +162,7 @@ _SUCCEED = _HELD.values(
 )
 
 
-def _held(claim: Claim) -> dict[str, Any]:
+def _claim_params(claim: Claim) -> dict[str, Any]:
     return {"job_id": claim.job_id, "token": claim.token}
 
 
@@ -223,18 +223,19 @@ def fail_exhausted(session: Session, job_ids: list[uuid.UUID], max_attempts: int
 def renew_lease(session: Session, claim: Claim, lease_seconds: float) -> bool:
     """Extend the claim; False when the job was canceled or reclaimed meanwhile."""
     expires = utcnow() + timedelta(seconds=lease_seconds)
-    return _execute_update(session, _RENEW, {**_held(claim), "expires": expires}, commit=True) == 1
+    params = {**_claim_params(claim), "expires": expires}
+    return _execute_update(session, _RENEW, params, commit=True) == 1
 
 
 def fail_job(session: Session, claim: Claim, code: str, message: str) -> bool:
     """Mark the claimed job failed with a stable code and a human message."""
-    params = {**_held(claim), "code": code, "message": message, "now": utcnow()}
+    params = {**_claim_params(claim), "code": code, "message": message, "now": utcnow()}
     return _execute_update(session, _FAIL, params, commit=True) == 1
 
 
 def mark_succeeded(session: Session, claim: Claim) -> bool:
     """Within the caller's transaction: running -> succeeded. The caller commits or rolls back."""
-    params = {**_held(claim), "now": utcnow()}
+    params = {**_claim_params(claim), "now": utcnow()}
     return _execute_update(session, _SUCCEED, params, commit=False) == 1
 
 

@@ -1,4 +1,4 @@
-"""Public shapes of a job and its result, as the API serves them (see DESIGN.md, "The result")."""
+"""Public shapes of a job and its result, as the API serves them (README.md, "The result")."""
 
 import uuid
 from datetime import UTC, datetime
@@ -27,6 +27,7 @@ EXAMPLE_RESULT: JsonDict = {
                     "end": 449,
                     "verified": True,
                     "score": 100.0,
+                    "support": "supports",
                 }
             ],
         }
@@ -34,9 +35,9 @@ EXAMPLE_RESULT: JsonDict = {
     "loaded_language": [{"term": "boondoggle", "start": 88, "end": 98}],
     "provider": "openai",
     "model": "gpt-4o-mini",
-    "prompt_version": "summary-v1",
+    "prompt_version": "summary-v2",
     "usage": {"prompt_tokens": 1450, "completion_tokens": 390, "llm_calls": 1},
-    "grounding": {"quotes": 1, "verified": 1},
+    "grounding": {"quotes": 1, "verified": 1, "supports": 1, "partial": 0, "unrelated": 0},
     "cleaning": {"chars_in": 5120, "chars_kept": 4388, "lines_removed": 17},
     "neutrality": {"summary_loaded_terms": []},
     "defaulted": [],
@@ -60,6 +61,9 @@ class EvidencePublic(BaseModel):
     end: int
     verified: bool
     score: float
+    # whether the quote supports its point's claim, judged by the LLM; None: not judged (the
+    # offline provider, an unverified quote, or the check turned off or failed)
+    support: Literal["supports", "partial", "unrelated"] | None = None
 
 
 class ArgumentPointPublic(BaseModel):
@@ -84,6 +88,10 @@ class UsagePublic(BaseModel):
 class GroundingPublic(BaseModel):
     quotes: int
     verified: int
+    # support verdicts of the verified quotes; the rest of `verified` was not judged
+    supports: int = 0
+    partial: int = 0
+    unrelated: int = 0
 
 
 class CleaningPublic(BaseModel):

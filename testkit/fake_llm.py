@@ -13,11 +13,15 @@ Embed: create_app(latency=..., faults=[...]) -> Starlette ASGI app.
 Control (tests and benchmarks):
     POST /_control  {"latency": s, "faults": [{"kind": K, "rate": p | "count": n, ...}],
                      "seed": n, "language": "en", "max_context_chars": n | null,
-                     "requests_log": bool, "hold": bool, "server": S,
+                     "requests_log": bool, "hold": bool, "server": S, "support": V,
                      "models": [str] | null, "reset_stats": true}
                     Keys present replace that setting; absent keys keep theirs.
                     `hold`: while true, every chat request waits (after `latency`) until it is
                     set false again or its client hangs up, so a test can hold a job running.
+                    `support`: the verdict given to every quote of a support check (a schema
+                    with `verdicts`; the quote ids "[n.m]" are read from the request):
+                    "supports" (default), "partial", "unrelated", "cycle" through them, or
+                    "invalid" (a verdict outside the schema, as a confused model gives).
     GET  /_control  current settings.
     GET  /_stats    {"requests", "completions", "faults": {kind: n}, "refusals": {what: n},
                      "in_flight", "max_in_flight", "last_request"}
@@ -168,6 +172,7 @@ class ControlRequest(BaseModel):
     max_context_chars: int | None = Field(default=None, ge=0)
     requests_log: bool | None = None  # keep the last chat request bodies for GET /_requests
     hold: bool | None = None  # chat requests wait while it is on
+    support: Literal["supports", "partial", "unrelated", "cycle", "invalid"] | None = None
     server: ServerDialect | None = None  # which real server's acceptance rules to follow
     # the models served; null = any. Like max_context_chars, an explicit null is a change.
     models: list[str] | None = None
@@ -216,6 +221,7 @@ class FakeLLMState:
     logged_requests: deque[Any] = field(default_factory=lambda: deque(maxlen=REQUESTS_LOG_SIZE))
     rng: random.Random = field(default_factory=random.Random)
     released: asyncio.Event = field(default_factory=asyncio.Event)  # clear while held
+    support: str = "supports"  # the support check's verdict, "cycle" or "invalid"
     stats: Stats = field(default_factory=Stats)
 
     def set_faults(self, specs: Sequence[FaultSpec]) -> None:
@@ -251,6 +257,7 @@ class FakeLLMState:
             "max_context_chars": self.max_context_chars,
             "requests_log": self.requests_log,
             "hold": not self.released.is_set(),
+            "support": self.support,
             "server": self.server,
             "models": self.models,
         }
@@ -698,6 +705,7 @@ def _answer_content(
     body: Mapping[str, Any],
     language: str,
     *,
+    support: str = "supports",
     bad_quotes: bool = False,
     loaded_summary: bool = False,
 ) -> tuple[str, frozenset[str]]:
@@ -705,6 +713,9 @@ def _answer_content(
     messages = body.get("messages") or []
     article = extract_article(messages)
     mode, schema = _requested_schema(body)
+    if schema is not None and "verdicts" in (schema.get("properties") or {}):
+        content = json.dumps({"verdicts": support_verdicts(article, support)})
+        return (f"```json\n{content}\n```" if mode == "text" else content), frozenset()
     if schema is not None:
         answer = SchemaAnswer(
             schema,
@@ -720,6 +731,20 @@ def _answer_content(
     if mode != "text":
         return "{}", frozenset()
     return f"The article states that {article_material(language, article).first}", frozenset()
+
+
+SUPPORT_VERDICTS = ("supports", "partial", "unrelated")
+_QUOTE_ID = re.compile(r"^\s*\[(\d+\.\d+)\]", re.MULTILINE)
+
+
+def support_verdicts(listing: str, support: str) -> list[dict[str, str]]:
+    """A verdict for every quote id "[n.m]" of a support check: `support`, or each in turn."""
+    ids = _QUOTE_ID.findall(listing)
+    if support == "cycle":
+        return [{"id": i, "verdict": SUPPORT_VERDICTS[n % 3]} for n, i in enumerate(ids)]
+    if support == "invalid":
+        return [{"id": i, "verdict": "probably"} for i in ids]
+    return [{"id": i, "verdict": support} for i in ids]
 
 
 def _fault_applies(kind: str, mode: str, used: frozenset[str]) -> bool:
@@ -836,7 +861,7 @@ async def chat_completions(request: Request) -> Response:
 
         # Generated up front: which faults apply depends on what the answer contains.
         language = state.language
-        content, used = _answer_content(body, language)
+        content, used = _answer_content(body, language, support=state.support)
         limit = state.max_context_chars
         too_long = limit is not None and _prompt_chars(body) > limit
         fault = None
@@ -860,6 +885,7 @@ async def chat_completions(request: Request) -> Response:
             content, _ = _answer_content(
                 body,
                 language,
+                support=state.support,
                 bad_quotes=fault.kind == "bad_quotes",
                 loaded_summary=fault.kind == "loaded_summary",
             )
@@ -989,6 +1015,8 @@ def apply_control(state: FakeLLMState, change: ControlRequest) -> None:
         state.server = change.server
     if "models" in change.model_fields_set:
         state.models = change.models
+    if change.support is not None:
+        state.support = change.support
     if change.hold is not None:
         if change.hold:
             state.released.clear()

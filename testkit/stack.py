@@ -277,7 +277,7 @@ class Stack:
 
 @contextmanager
 def running_stack(
-    name: str, database_url: str, redis_url: str, llm: FakeLLM, tmp: Path
+    name: str, database_url: str, redis_url: str, llm: FakeLLM, tmp: Path, **extra_env: str
 ) -> Iterator[Stack]:
     log_dir = tmp / f"stack-{name}"
     log_dir.mkdir()
@@ -292,6 +292,9 @@ def running_stack(
         # a queue of its own, so stacks sharing one Redis never take each other's tasks
         "EVENHAND_QUEUE": f"evenhand-test-{name}-{uuid.uuid4().hex[:8]}",
         "EVENHAND_LLM_TIMEOUT": "10",
+        # the LLM calls most tests count are the summary's; tests/e2e/test_support.py runs a
+        # stack with the support check on, as it is by default
+        "EVENHAND_SUPPORT_CHECK": "false",
         # recovery in seconds, so the chaos tests stay short
         "EVENHAND_JOB_LEASE_SECONDS": "3",
         "EVENHAND_SWEEP_INTERVAL": "0.5",
@@ -305,6 +308,7 @@ def running_stack(
         "EVENHAND_WORKER_METRICS_PORT": str(free_port()),
         "EVENHAND_WORKER_METRICS_HOST": "127.0.0.1",
         "PYTHONPATH": str(ROOT),
+        **extra_env,
     }
     stack = Stack(
         name=name,

@@ -58,10 +58,20 @@ def stack(
         yield running
 
 
+@pytest.fixture(scope="session")
+def support_stack(services_dir: Path, redis_url: str, fake_llm: FakeLLM) -> Iterator[Stack]:
+    """A stack with the support check on, as it is by default (`stack` has it off)."""
+    database_url = f"sqlite:///{services_dir / 'support.db'}"
+    with running_stack(
+        "support", database_url, redis_url, fake_llm, services_dir, EVENHAND_SUPPORT_CHECK="true"
+    ) as running:
+        yield running
+
+
 @pytest.fixture(autouse=True)
 def _calm_llm(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every test starts and ends with an LLM stand-in that answers at once and never fails."""
-    if "stack" not in request.fixturenames and "fake_llm" not in request.fixturenames:
+    if not {"stack", "support_stack", "fake_llm"} & set(request.fixturenames):
         yield
         return
     llm: FakeLLM = request.getfixturevalue("fake_llm")
@@ -71,6 +81,7 @@ def _calm_llm(request: pytest.FixtureRequest) -> Iterator[None]:
         "max_context_chars": None,
         "requests_log": False,
         "hold": False,
+        "support": "supports",
         "server": "openai",
         "models": None,
     }

@@ -123,7 +123,8 @@ _MARKERS = [
     r"(?:share|share (?:story|article|this)|tweet|e-?mail|print|copy link|copy url|link copied"
     r"|facebook|twitter|x|linkedin|whatsapp|reddit|pinterest|bluesky|threads|flipboard|messenger"
     r"|telegram|save|save (?:article|story)|gift (?:this )?article|listen to (?:this )?article"
-    r"|compartir|teilen|partager)\W*",
+    r"|compartir|teilen|partager|artikel teilen|beitrag teilen|compartir (?:art[íi]culo|noticia)"
+    r"|partager (?:l'article|cet article))\W*",
     # Comment-section headers and notices.
     r"\d*\s*comments?\s*(?:\(\d+\))?\W*",
     r"(?:join|start|enter) the (?:conversation|discussion|debate)\W*",
@@ -138,6 +139,15 @@ _MARKERS = [
     r"|up next|what to read next)\W*",
     # Cookie banner buttons and footer links.
     r"(?:accept|reject|manage) (?:all )?cookies\W*|cookie (?:policy|settings|preferences)\W*",
+    # Consent banner headings and buttons.
+    r"(?:we value your privacy|your privacy(?: choices| settings)?|privacy (?:settings|choices)"
+    r"|(?:accept|reject|allow|deny|refuse|decline) all|accept|reject|i agree|i accept|agree"
+    r"|manage (?:my |your )?(?:preferences|consent|settings|options|choices)|more options"
+    r"|do not sell(?: or share)? my personal information|consent|save (?:preferences|choices))\W*",
+    # Navigation and login.
+    r"(?:skip to (?:main )?content|skip navigation|menu|search|home|sections|back to top)\W*",
+    r"(?:log ?in|log ?out|sign ?in|sign ?out|sign ?up|register|my account|create (?:a |an )?"
+    r"(?:free )?account|already a subscriber\W*(?:sign|log) ?in)\W*",
 ]
 
 _SHORT_LIMIT = 80
@@ -154,8 +164,32 @@ _SHORT = [
     r"(?:s[ií]guenos|folgen sie uns|suivez-nous)\b.*",
 ]
 
+# Link labels of share bars and footers, for lines made only of them ("Facebook · X · Email",
+# "About us | Contact | Careers").
+_LINK_LABEL = (
+    r"(?:share|facebook|twitter|x|linkedin|whatsapp|reddit|pinterest|bluesky|threads|flipboard"
+    r"|messenger|telegram|e-?mail|print|copy link|copy url|save|about(?: us)?|contact(?: us)?"
+    r"|careers|jobs|advertise(?: with us)?|privacy(?: policy| notice| settings)?"
+    r"|terms(?: of (?:use|service))?|terms and conditions|cookie (?:policy|settings|preferences)"
+    r"|cookies|accessibility|site ?map|help|faq|corrections|subscriptions?|newsletters?"
+    r"|masthead|impressum|datenschutz|aviso legal|mentions l[ée]gales|rss|archives?"
+    r"|do not sell my (?:personal )?info(?:rmation)?|your privacy choices)"
+)
+_LINK_BAR = rf"{_LINK_LABEL}(?:\s*[·|•,/–-]\s*{_LINK_LABEL})+\W*"
+
 _MEDIUM_LIMIT = 200
 _MEDIUM = [
+    # Share bars and footer link rows; copyright lines.
+    _LINK_BAR,
+    r"(?:©|\(c\)|copyright)\s*(?:\d{4}\b).*|all rights reserved\W*",
+    # Login and paywall prompts.
+    r"(?:sign|log) ?in to (?:your account|continue|keep reading|read)\b.*",
+    r"create (?:a |an )?(?:free )?account\b.{0,60}",
+    r"you (?:have|'ve) (?:reached your (?:limit|maximum) of|\d+|one|no) (?:free )?(?:articles?|stories)\b.*",
+    r"(?:subscribe|sign up|register) (?:now )?to (?:continue|keep) reading\b.*",
+    # Newsletter prompts: "Get the Morning Briefing delivered to your inbox", "Enter your email".
+    r"(?:get|receive) .{0,60}\b(?:delivered )?(?:to|in) your inbox\b.*",
+    r"enter your e-?mail(?: address)?\W*",
     # "Story continues below" interstitials.
     r"(?:the |this |your )?(?:story|article|text|content|report) continues (?:below|after|under)\b.*",
     r"this advertisement has not loaded yet\b.*",
@@ -202,6 +236,16 @@ _COOKIES = [
     r".*\b(?:nous utilisons des|ce site utilise des) cookies\b.*",
 ]
 
+_CONSENT_LIMIT = 700
+_CONSENT = [
+    # Consent banner text: "We and our 214 partners store and/or access information on a
+    # device ...", "You can accept or reject these uses at any time ...".
+    r".*\bpartners\b.*\b(?:store|access|process|use)\b.*\b(?:cookies|personal data|device)\b.*",
+    r".*\b(?:accept|reject|withdraw|change)\b.{0,40}\b(?:these uses|your consent|consent)\b.*",
+    r".*\byou consent to\b.{0,80}\b(?:cookies|use|processing|tracking)\b.*",
+    r".*\b(?:personalised|personalized) (?:ads|advertising|content)\b.*\bconsent\b.*",
+]
+
 _PHOTO_LIMIT = 600
 _PHOTO = [
     # Photo captions ending in a credit: "... photo by Jane Doe /Getty Images" (no sentence end).
@@ -236,6 +280,7 @@ _LINE_RULES = [
     _rule(_MEDIUM_LIMIT, _MEDIUM),
     # The long-line patterns are only tried when a keyword they all need is present.
     _rule(_COOKIE_LIMIT, _COOKIES, ("cookie",)),
+    _rule(_CONSENT_LIMIT, _CONSENT, ("partners", "consent", "these uses", "personal data")),
     _rule(
         _PHOTO_LIMIT,
         _PHOTO,
@@ -386,9 +431,20 @@ def _bio_names(line: str) -> set[str]:
     return names
 
 
+# The outlet at the end of a photo credit: ".../Metro Courier".
+_CREDIT_OUTLET = re.compile(
+    r"\bphoto(?:s|graph)? by\b[^/]{1,60}/\s*([^/]{2,40}?)\W*$", re.IGNORECASE
+)
+
+
 def _mark_trailer(stripped: list[str], drop: list[bool]) -> None:
-    """Drop the bio / comment-policy / name lines that follow the last substantive line."""
+    """Drop the bio / comment-policy / name lines that follow the last substantive line (the
+    names: the author's and outlet's from a bio, the outlet of a photo credit)."""
     names: set[str] = set()
+    for line, dropped in zip(stripped, drop, strict=True):
+        credit = _CREDIT_OUTLET.search(line) if dropped and line else None
+        if credit:
+            names.add(_key(credit.group(1)))
     for line in stripped:
         if line and _is_bio(line):
             names |= _bio_names(line)
@@ -416,6 +472,47 @@ def _mark_trailer(stripped: list[str], drop: list[bool]) -> None:
         break
 
 
+# Headers of link lists ("Most read", "Trending", ...): a subset of _MARKERS.
+_LIST_HEADER = re.compile(
+    r"(?:related(?: (?:stories|articles|content|coverage|reading|links|topics))?|recommended"
+    r"(?: for you| reading| stories| articles)?|trending(?: now)?|most (?:read|popular|viewed)"
+    r"|top stories|latest (?:news|stories)|editor'?s picks|more stories|more from [\w ]{1,40}"
+    r"|you (?:may|might) also like|further reading|read next|up next|what to read next"
+    r"|meistgelesen|lo más leído|les plus lus)\W*",
+    re.IGNORECASE,
+)
+_LIST_ITEM_LIMIT = 120
+_NUMBERED_ITEM = re.compile(r"\d{1,2}[.)]\s+\S")
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’»)\]]*$")
+
+
+def _is_prose(line: str) -> bool:
+    """A line that reads as (part of) an article: a sentence of some length."""
+    words = len(line.split())
+    return words >= 15 or (words >= 3 and _SENTENCE_END.search(line) is not None)
+
+
+def _mark_list_sections(stripped: list[str], drop: list[bool]) -> None:
+    """Drop the items under a "Most read" / "Trending" header: the lines right after it that
+    are headline-like (short, numbered or without a closing full stop), up to a blank line."""
+    i = 0
+    while i < len(stripped):
+        if stripped[i] and _LIST_HEADER.fullmatch(stripped[i]):
+            j = i + 1
+            while j < len(stripped) and stripped[j]:
+                item = stripped[j]
+                headline_like = len(item) <= _LIST_ITEM_LIMIT and (
+                    _NUMBERED_ITEM.match(item) or not _SENTENCE_END.search(item)
+                )
+                if not (headline_like or drop[j]):
+                    break
+                drop[j] = True
+                j += 1
+            i = j
+        else:
+            i += 1
+
+
 def clean_text(raw: str) -> CleanedText:
     """`normalize_text`, then drop boilerplate lines (see the module docstring)."""
     lines = normalize_text(raw).split("\n")
@@ -437,7 +534,14 @@ def clean_text(raw: str) -> CleanedText:
             drop[i] = True  # a comment policy right under a "Comments" header
         previous = line
 
+    _mark_list_sections(stripped, drop)
     _mark_trailer(stripped, drop)
+    if any(drop) and not any(
+        line and not dropped and _is_prose(line)
+        for line, dropped in zip(stripped, drop, strict=True)
+    ):
+        # Boilerplate with leftovers (a site name, a stray link) but no sentence: not an article.
+        drop = [bool(line) for line in stripped]
 
     kept = [line for line, dropped in zip(lines, drop, strict=True) if not dropped]
     text = "\n".join(kept)

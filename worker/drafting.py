@@ -28,7 +28,7 @@ WithPoints = TypeVar("WithPoints", Draft, MapDraft)
 WithSummary = TypeVar("WithSummary", Draft, ReduceDraft)
 
 EXTRACTIVE_MODEL = "textrank"
-EXTRACTIVE_VERSION = "extractive-v1"
+EXTRACTIVE_VERSION = "extractive-v2"
 
 
 @dataclass(frozen=True)

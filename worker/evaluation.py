@@ -1,16 +1,289 @@
 """`evenhand eval DIR`: every article of a folder through the configured provider, with the
-figures we judge a model by."""
+figures we judge a model by; with `--gold`, also scored against each article's reference file
+(NAME.gold.json beside NAME.txt, format in testkit/fixtures/gold/README.md)."""
 
+import json
+import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+from rapidfuzz import fuzz
 
 from kernel.config import Settings
+from kernel.schemas import ResultPublic
 from worker.errors import PipelineError
+from worker.neutrality import attributed_regions, loaded_terms, quoted_regions
 from worker.pipeline import summarize_article
-from worker.prepare import SourceArticle
+from worker.prepare import SourceArticle, extract_text
 
 ARTICLE_SUFFIXES = {".txt": "text", ".html": "html", ".htm": "html"}
+GOLD_SUFFIX = ".gold.json"
+
+# --- the claim matcher ----------------------------------------------------------------------------
+
+#: Two claims are the same when their similarity (0-100, below) reaches this. Chosen on the
+#: hand-labelled pairs in testkit/fixtures/gold/matcher_pairs.json (see docs/quality.md).
+SAME_CLAIM_THRESHOLD = 70.0
+
+# Words that carry no claim of their own, in the languages of the gold set. Short on purpose:
+# the matcher only needs the content words to dominate.
+_STOP = frozenset(
+    """
+    a an the and or but if of to in on at by for with from as is are was were be been being it
+    its this that these those there their they them he she his her we our you your i my me not
+    no so than then too very can could would should will shall may might must do does did has
+    have had also just only about into over after before up out more most some any all both
+    each such own same other which who whom whose what when where why how while because since
+    der die das den dem des ein eine einer eines einem und oder aber nicht ist sind war auch
+    mit von zu im in am an auf für dass es sie er wir ich sich noch nur wie als so bei aus el
+    la los las un una unos unas y o pero no es son fue de del al en con por para que se su sus
+    lo le les como más muy ya
+    """.split()  # noqa: SIM905 - a word list reads better as text
+)
+# "The author argues that ...", "Der Autor schreibt: ...", "El autor sostiene que ...": frames
+# our providers put around an article's sentence; they say who holds a claim, not what it is.
+_FRAME_RE = re.compile(
+    r"^\s*(?:the (?:author|article|columnist|writer)|der autor|die autorin|el autor|la autora"
+    r"|l'auteur|according to the (?:author|article))\b[^:,]{0,40}?"
+    r"(?:\bthat\b|\bdass\b|\bque\b|:|,)\s*",
+    re.IGNORECASE,
+)
+_SPEAKER_LABEL_RE = re.compile(r"^\s*[^\W\d_][\w.'’ -]{0,40}:\s+")
+_TOKEN_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+_STEM = (
+    6  # content words compared by their first six letters: "fares"/"fare", "postponing"/"postpone"
+)
+
+
+def claim_tokens(text: str) -> list[str]:
+    """The content words of a claim, lower-cased and cut to their stem, frames and labels removed."""
+    text = _FRAME_RE.sub("", _SPEAKER_LABEL_RE.sub("", text, count=1), count=1)
+    words = _TOKEN_RE.findall(text.lower().replace("’", "'"))
+    return [w[:_STEM] for w in words if w not in _STOP]
+
+
+def claim_similarity(a: str, b: str) -> float:
+    """rapidfuzz's token-set ratio (0-100) over the two claims' content-word stems.
+
+    The token-set ratio is 100 when one claim's words are all in the other's, which is what we
+    want when an extractive provider returns the whole sentence a short reference claim comes
+    from; stems and stop-word removal keep inflection and function words from deciding.
+    """
+    ta, tb = claim_tokens(a), claim_tokens(b)
+    if not ta or not tb:
+        return 0.0
+    return float(fuzz.token_set_ratio(" ".join(ta), " ".join(tb)))
+
+
+def same_claim(a: str, b: str, threshold: float = SAME_CLAIM_THRESHOLD) -> bool:
+    return claim_similarity(a, b) >= threshold
+
+
+def match_claims(predicted: list[str], reference: list[str]) -> list[tuple[int, int]]:
+    """One-to-one (predicted index, reference index) pairs of the same claim, best pairs first."""
+    scored = sorted(
+        (
+            (claim_similarity(p, r), i, j)
+            for i, p in enumerate(predicted)
+            for j, r in enumerate(reference)
+        ),
+        key=lambda t: (-t[0], t[1], t[2]),
+    )
+    used_p: set[int] = set()
+    used_r: set[int] = set()
+    pairs: list[tuple[int, int]] = []
+    for score, i, j in scored:
+        if score < SAME_CLAIM_THRESHOLD:
+            break
+        if i in used_p or j in used_r:
+            continue
+        used_p.add(i)
+        used_r.add(j)
+        pairs.append((i, j))
+    return pairs
+
+
+def matcher_accuracy(pairs: list[dict[str, Any]]) -> float:
+    """Share of hand-labelled pairs ({"a", "b", "same"}) the matcher decides as labelled."""
+    right = sum(same_claim(p["a"], p["b"]) == bool(p["same"]) for p in pairs)
+    return right / len(pairs) if pairs else 0.0
+
+
+_AUTHOR_NAMES = frozenset(
+    {"the author", "author", "the columnist", "the writer", "der autor", "die autorin", "el autor"}
+)
+_SPEAKER_DROP = frozenset({"the", "a", "an", "der", "die", "das", "el", "la", "los", "las", "un"})
+
+
+def _speaker_words(name: str) -> frozenset[str]:
+    words = _TOKEN_RE.findall(name.lower().replace("’", "'").replace("'s", ""))
+    return frozenset(w for w in words if w not in _SPEAKER_DROP)
+
+
+def same_speaker(predicted: str, holders: list[str]) -> bool:
+    """The predicted speaker names one of the reference holders: "the author" for the author,
+    else all words of the shorter name in the longer ("Mercer" ~ "Dale Mercer")."""
+    said = predicted.strip().lower().replace("’", "'")
+    for holder in holders:
+        wanted = holder.strip().lower().replace("’", "'")
+        if wanted in _AUTHOR_NAMES or said in _AUTHOR_NAMES:
+            if wanted in _AUTHOR_NAMES and said in _AUTHOR_NAMES:
+                return True
+            continue
+        a, b = _speaker_words(said), _speaker_words(wanted)
+        if a and b and (a <= b or b <= a):
+            return True
+    return False
+
+
+# --- loaded terms left in our own voice -----------------------------------------------------------
+
+
+def unattributed_occurrences(text: str, terms: list[str]) -> list[str]:
+    """Occurrences of `terms` in `text` outside quotation marks and attributed speech (the same
+    rules as the neutrality check, applied to the reference list instead of the lexicon)."""
+    if not text or not terms:
+        return []
+    exempt = [*quoted_regions(text), *attributed_regions(text)]
+    found = []
+    for term in terms:
+        for m in re.finditer(rf"(?<!\w){re.escape(term)}\w*", text, re.IGNORECASE):
+            if not any(a <= m.start() and m.end() <= b for a, b in exempt):
+                found.append(m.group(0))
+    return found
+
+
+# --- the reference file ---------------------------------------------------------------------------
+
+
+@dataclass
+class GoldPoint:
+    claim: str
+    holders: list[str]
+
+
+@dataclass
+class Gold:
+    thesis: str
+    key_points: list[GoldPoint]
+    loaded_terms: list[str]
+    speakers: list[str]
+    kept_sentences: list[str]
+    boilerplate_lines: list[str]
+    expect_error: str = ""
+    kind: str = ""
+    language: str = ""
+
+
+def load_gold(path: Path) -> Gold:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    points = []
+    for point in data.get("key_points", []):
+        holder = point["holder"]
+        points.append(GoldPoint(point["claim"], [holder] if isinstance(holder, str) else holder))
+    return Gold(
+        thesis=data.get("thesis", ""),
+        key_points=points,
+        loaded_terms=data.get("loaded_terms", []),
+        speakers=data.get("speakers", []),
+        kept_sentences=data.get("kept_sentences", []),
+        boilerplate_lines=data.get("boilerplate_lines", []),
+        expect_error=data.get("expect_error") or "",
+        kind=data.get("kind", ""),
+        language=data.get("language", ""),
+    )
+
+
+def gold_path(article: Path) -> Path:
+    return article.with_name(article.stem + GOLD_SUFFIX)
+
+
+# --- scores against the reference -----------------------------------------------------------------
+
+
+@dataclass
+class GoldScores:
+    """Counts, so that articles add up; the rates are computed from them."""
+
+    points_reference: int = 0
+    points_predicted: int = 0
+    points_matched: int = 0
+    speakers_right: int = 0  # of the matched points
+    theses: int = 0  # articles with a reference thesis
+    thesis_matched: int = 0
+    loaded_unattributed: int = 0  # reference loaded terms in summary or thesis in our own voice
+    lexicon_terms: int = 0  # reference loaded terms ...
+    lexicon_found: int = 0  # ... that the neutrality lexicon finds in the clean text
+    boilerplate_lines: int = 0
+    boilerplate_removed: int = 0
+    kept_sentences: int = 0
+    kept_found: int = 0
+    errors_expected: int = 0
+    errors_right: int = 0
+
+    def add(self, other: "GoldScores") -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def rates(self) -> dict[str, float | None]:
+        def rate(part: int, whole: int) -> float | None:
+            return round(part / whole, 3) if whole else None
+
+        return {
+            "point_recall": rate(self.points_matched, self.points_reference),
+            "point_precision": rate(self.points_matched, self.points_predicted),
+            "speaker_accuracy": rate(self.speakers_right, self.points_matched),
+            "thesis_match": rate(self.thesis_matched, self.theses),
+            "lexicon_recall": rate(self.lexicon_found, self.lexicon_terms),
+            "boilerplate_removal": rate(self.boilerplate_removed, self.boilerplate_lines),
+            "sentence_retention": rate(self.kept_found, self.kept_sentences),
+        }
+
+
+def score_against_gold(
+    result: ResultPublic | None, error: str, clean_text: str, gold: Gold
+) -> GoldScores:
+    """How one article's result (None when it failed with `error`) and clean text compare with
+    its reference."""
+    scores = GoldScores(
+        boilerplate_lines=len(gold.boilerplate_lines),
+        kept_sentences=len(gold.kept_sentences),
+        lexicon_terms=len(gold.loaded_terms),
+        errors_expected=int(bool(gold.expect_error)),
+        errors_right=int(bool(gold.expect_error) and error == gold.expect_error),
+    )
+    lines = {line.strip() for line in clean_text.split("\n")}
+    scores.boilerplate_removed = sum(line.strip() not in lines for line in gold.boilerplate_lines)
+    flat = " ".join(clean_text.split())
+    scores.kept_found = sum(" ".join(s.split()) in flat for s in gold.kept_sentences)
+    found = {t.term.lower() for t in loaded_terms(clean_text)}
+    scores.lexicon_found = sum(
+        any(f == term.lower() or f.startswith(term.lower()) for f in found)
+        for term in gold.loaded_terms
+    )
+    if gold.expect_error:
+        return scores
+    scores.points_reference = len(gold.key_points)
+    scores.theses = int(bool(gold.thesis))
+    if result is None:
+        return scores
+    predicted = result.argument_points
+    scores.points_predicted = len(predicted)
+    pairs = match_claims([p.claim for p in predicted], [g.claim for g in gold.key_points])
+    scores.points_matched = len(pairs)
+    scores.speakers_right = sum(
+        same_speaker(predicted[i].speaker, gold.key_points[j].holders) for i, j in pairs
+    )
+    scores.thesis_matched = int(bool(gold.thesis) and same_claim(result.thesis, gold.thesis))
+    scores.loaded_unattributed = len(
+        unattributed_occurrences(result.summary, gold.loaded_terms)
+    ) + len(unattributed_occurrences(result.thesis, gold.loaded_terms))
+    return scores
+
+
+# --- rows -----------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -26,19 +299,37 @@ class EvalRow:
     completion_tokens: int = 0
     llm_calls: int = 0
     seconds: float = 0.0
+    gold: GoldScores | None = field(default=None)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        data = asdict(self)
+        if self.gold is None:
+            data.pop("gold")
+        else:
+            data["gold"] = {**asdict(self.gold), **self.gold.rates()}
+        return data
 
 
-def evaluate_file(path: Path, settings: Settings) -> EvalRow:
-    article = SourceArticle(
+def _source(path: Path) -> SourceArticle:
+    return SourceArticle(
         input_kind=ARTICLE_SUFFIXES[path.suffix.lower()],
         raw_text=path.read_text(encoding="utf-8"),
         title=path.stem,
     )
+
+
+def _clean_text(article: SourceArticle) -> str:
+    """The article's clean text ("" when nothing is left), as the pipeline's cleaner makes it."""
+    from worker.cleaning import clean_text
+
+    return clean_text(extract_text(article.input_kind, article.raw_text)).text
+
+
+def evaluate_file(path: Path, settings: Settings, with_gold: bool = False) -> EvalRow:
+    article = _source(path)
     row = EvalRow(article=path.name)
     started = time.perf_counter()
+    result: ResultPublic | None = None
     try:
         result = summarize_article(article, settings)
     except PipelineError as exc:
@@ -52,19 +343,27 @@ def evaluate_file(path: Path, settings: Settings) -> EvalRow:
         row.completion_tokens = result.usage.completion_tokens
         row.llm_calls = result.usage.llm_calls
     row.seconds = time.perf_counter() - started
+    reference = gold_path(path)
+    if with_gold and reference.exists():
+        row.gold = score_against_gold(result, row.error, _clean_text(article), load_gold(reference))
     return row
 
 
-def evaluate_folder(folder: Path, settings: Settings) -> list[EvalRow]:
+def evaluate_folder(folder: Path, settings: Settings, with_gold: bool = False) -> list[EvalRow]:
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in ARTICLE_SUFFIXES)
-    return [evaluate_file(path, settings) for path in paths]
+    return [evaluate_file(path, settings, with_gold) for path in paths]
 
 
 def total(rows: list[EvalRow]) -> EvalRow:
     overall = EvalRow(article="overall", error=f"{sum(bool(r.error) for r in rows)} failed")
-    for field in (
+    for name in (
         "quotes", "verified", "loaded_in_source", "loaded_in_summary", "lines_removed",
         "prompt_tokens", "completion_tokens", "llm_calls", "seconds",
     ):  # fmt: skip
-        setattr(overall, field, sum(getattr(r, field) for r in rows))
+        setattr(overall, name, sum(getattr(r, name) for r in rows))
+    golds = [r.gold for r in rows if r.gold is not None]
+    if golds:
+        overall.gold = GoldScores()
+        for scores in golds:
+            overall.gold.add(scores)
     return overall

@@ -1,18 +1,24 @@
 """The offline `extractive` provider: used when no LLM is configured.
 
-Everything here is a classic, deterministic extractive algorithm; nothing is generated or
-rephrased, and nothing is downloaded or fetched at run time:
+Everything here is a classic, deterministic extractive algorithm; nothing is generated beyond a
+fixed frame around the article's own sentences, and nothing is downloaded at run time:
 
-* sentences come from `sentencex` (offline, rule based), with a tiny regex splitter as a
-  fallback if it ever fails on odd input;
+* title lines at the top (headline, kicker, dek, byline, "NAME: headline") are told apart from
+  the body (short, no closing punctuation) and never summarised: they are thesis cues;
+* sentences come from `sentencex` (offline, rule based) per body line, with a tiny regex
+  splitter as a fallback if it ever fails on odd input;
 * the summary is TextRank (Mihalcea & Tarau 2004): sentences are graph nodes, edges are
   weighted by content-word overlap |common| / (log|s1| + log|s2|), and nodes are ranked by
-  weighted PageRank.  The top sentences are returned *verbatim and in article order*: an
-  extractive summary cannot rephrase or attribute, so the honest thing is to quote;
+  weighted PageRank.  The top sentences come in article order; in an opinion piece or analysis
+  each is framed as the author's view ("The author argues that ...", or a quotation where
+  reported speech would leave part of it in our voice), so no loaded word stands unattributed;
+* the thesis of an opinion piece is its dek, else the opening/closing sentence that best
+  matches the headline and makes a claim, plus the close's call to act; of a report, its lede;
 * argument points are sentences carrying discourse cues (claim / reason / contrast /
-  attribution markers, English plus a few for German, Spanish and French), ranked by cue
-  strength plus TextRank score.  Claims and evidence quotes are the sentences verbatim;
-* the article type is a documented rule of thumb over cue frequencies.
+  attribution markers, English plus a few for German, Spanish and French) or a speaker,
+  ranked by cue strength, speaker and TextRank score; the speaker comes from an interview's
+  labels and the subjects of verbs of saying, premises from reason and consequence cues;
+* the article type is a documented rule of thumb over cue frequencies, overridden by a kicker.
 
 The caller labels the result with provider "extractive"; this module only produces the Draft.
 """
@@ -182,11 +188,20 @@ _CUE_WEIGHTS = {"claim": 1.5, "reason": 1.0, "attribution": 1.0, "contrast": 0.5
 # may stand ('Jane Doe said ...'), and prepositions introducing a source ('according to X').
 _SPEECH_VERBS: dict[str, tuple[str, ...]] = {
     "en": _phrases(
-        "said, says, argued, argues, claimed, claims, told, stated, added, explained, warned, "
-        "insisted, noted"
+        "said, say, says, argued, argue, argues, claimed, claims, told, stated, added, explained, "
+        "warned, warns, insisted, insists, noted, announced, maintained, maintains, believe, "
+        "believes, reply, replies, replied, estimate, estimates, urged, demanded, called on, "
+        "worry, worries, fear, fears, point out, points out, suggested, suggests, acknowledged, "
+        "admitted, denied, hinted, welcomed, contend, contends, predicted, predicts"
     ),
-    "de": _phrases("sagte, sagt, erklärte, betonte, warnte, behauptete, meinte"),
-    "es": _phrases("dijo, afirmó, declaró, aseguró, explicó, sostuvo, advirtió"),
+    "de": _phrases(
+        "sagte, sagt, erklärte, betonte, warnte, behauptete, meinte, kritisierte, forderte, "
+        "fürchten, fürchtet, glaubt, glauben"
+    ),
+    "es": _phrases(
+        "dijo, afirmó, declaró, aseguró, explicó, sostuvo, advirtió, pidió, considera, "
+        "consideran, señaló, criticó"
+    ),
     "fr": _phrases("a déclaré, a dit, affirme, a affirmé, a expliqué, a averti, a souligné"),
 }
 _SOURCE_PREPS: dict[str, tuple[str, ...]] = {
@@ -213,13 +228,6 @@ _NOT_NAMES = _words(
 )
 _DETERMINERS = _words("the a an der die das den dem el la los las le les un une una")
 
-# A reason clause that can be split off cleanly: "<claim>, because <reason>."
-_REASON_SPLIT: dict[str, str] = {
-    "en": r"\bbecause\b",
-    "de": r",\s*weil\b",
-    "es": r"\bporque\b",
-    "fr": r"\bparce que\b",
-}
 
 _WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _QUOTED_RE = re.compile(r"\"[^\"]*\"|“[^”]*”|„[^“”]*[“”]|«[^»]*»")
@@ -246,7 +254,6 @@ class _LangRules:
     cues: dict[str, re.Pattern[str]]
     speech_verb: re.Pattern[str]
     source_prep: re.Pattern[str]
-    reason_split: re.Pattern[str]
 
 
 def _build_rules(lang: str) -> _LangRules:
@@ -258,7 +265,6 @@ def _build_rules(lang: str) -> _LangRules:
         # offsets index the original text; hence case-insensitive.
         speech_verb=_phrase_re(_SPEECH_VERBS[lang], re.IGNORECASE),
         source_prep=_phrase_re(_SOURCE_PREPS[lang], re.IGNORECASE),
-        reason_split=re.compile(_REASON_SPLIT[lang], re.IGNORECASE),
     )
 
 
@@ -357,9 +363,9 @@ def _similarity_graph(tokens: list[list[str]]) -> list[list[tuple[int, float]]]:
     logs = [math.log(len(t)) if t else 0.0 for t in tokens]
     adj: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     for (i, j), common in shared.items():
-        w = common / max(1.0, logs[i] + logs[j])
-        adj[i].append((j, w))
-        adj[j].append((i, w))
+        weight = common / max(1.0, logs[i] + logs[j])
+        adj[i].append((j, weight))
+        adj[j].append((i, weight))
     return adj
 
 
@@ -392,6 +398,110 @@ def _pagerank(adj: list[list[tuple[int, float]]]) -> list[float]:
 
 
 # --------------------------------------------------------------------------------------
+# Layout: title lines (headline, kicker, dek, byline) and speaker labels
+# --------------------------------------------------------------------------------------
+
+# A line ends like prose when its last visible character closes a sentence.
+_PROSE_END_RE = re.compile(r"[.!?…:;][\"'”’»)\]]*\s*$")
+_BYLINE_RE = re.compile(
+    r"^(?:by|von|por|par|published|updated|veröffentlicht|publicado|publié)\b", re.IGNORECASE
+)
+# "NAME: headline" (a columnist's name before the headline), "Analysis: ...", "Kommentar: ...".
+_LABELLED_TITLE_RE = re.compile(r"^[^\W\d_][\w.'’ -]{1,40}:\s+\S")
+_KICKERS = _words(
+    """
+    opinion analysis comment commentary column editorial kommentar meinung analyse leitartikel
+    opinión análisis columna editorial tribune éditorial chronique interview entrevista
+    """
+)
+_TITLE_MAX_WORDS = 25
+# A speaker label opening a line of an interview: "Otto Brandt: Because ...".
+_LABEL_RE = re.compile(r"^\s*([^\W\d_][\w.'’-]*(?:[ \t]+[^\W\d_][\w.'’-]*){0,3}):[ \t]+(?=\S)")
+_NOT_LABELS = _words(
+    """
+    note update correction photo photos related read watch listen analysis opinion kommentar
+    editor's source sources update editor warning
+    """
+)
+
+
+@dataclass(frozen=True)
+class _Line:
+    start: int
+    text: str
+    title: bool  # headline, kicker, dek or byline: never summarised, used as thesis cues
+    label: str | None  # interview speaker label
+
+
+def _is_title_like(line: str) -> bool:
+    """Short and not ending like a sentence, or a byline: a headline, kicker, dek or byline."""
+    words = line.split()
+    if _BYLINE_RE.match(line) and len(words) <= 8:
+        return True
+    return len(words) <= _TITLE_MAX_WORDS and not _PROSE_END_RE.search(line)
+
+
+def _layout(text: str) -> list[_Line]:
+    """The text's non-blank lines; title-like lines are only those above the first prose
+    line (a short unpunctuated line further down is a subhead: skipped, not a title)."""
+    lines: list[_Line] = []
+    pos = 0
+    in_head = True
+    raw_lines = text.split("\n")
+    labelled = sum(
+        bool(_LABEL_RE.match(x)) and _PROSE_END_RE.search(x) is not None for x in raw_lines
+    )
+    for raw in raw_lines:
+        start = pos
+        pos += len(raw) + 1
+        stripped = raw.strip()
+        if not stripped:
+            continue
+        offset = start + raw.index(stripped)
+        title_like = _is_title_like(stripped)
+        if in_head and not title_like:
+            in_head = False
+        label = None
+        m = _LABEL_RE.match(stripped)
+        if m and labelled >= 2 and not title_like:
+            name = m.group(1)
+            if name.lower() not in _NOT_LABELS:
+                label = name
+        lines.append(_Line(offset, stripped, title_like, label))
+    if all(line.title for line in lines):
+        # Nothing looks like prose (e.g. one unpunctuated paragraph): treat it all as body.
+        lines = [_Line(x.start, x.text, False, x.label) for x in lines]
+    return lines
+
+
+def _headline_parts(lines: list[_Line]) -> tuple[str, list[str], str]:
+    """(headline, deks, kicker): title lines in order, kickers and bylines left out; the
+    kicker is "opinion", "analysis", ... or "column" for a "NAME: headline" title, else ""."""
+    titles = [x.text for x in lines if x.title]
+    kicker = next(
+        (t.lower().strip(" :|") for t in titles if t.lower().strip(" :|") in _KICKERS), ""
+    )
+    kept = [
+        t for t in titles
+        if t.lower().strip(" :|") not in _KICKERS and not _BYLINE_RE.match(t)
+    ]  # fmt: skip
+    if not kept:
+        return "", [], kicker
+    headline = kept[0]
+    if _LABELLED_TITLE_RE.match(headline):
+        label, headline = (part.strip() for part in headline.split(":", 1))
+        kicker = kicker or (label.lower() if label.lower() in _KICKERS else "column")
+    return headline, [t for t in kept[1:] if len(t.split()) >= 5], kicker
+
+
+# Kickers that say what kind of piece follows.
+_KICKER_TYPES: dict[str, ArticleType] = {
+    "analysis": "analysis", "analyse": "analysis", "análisis": "analysis",
+    "interview": "other", "entrevista": "other",
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------
 # Discourse cues, speakers, article type
 # --------------------------------------------------------------------------------------
 
@@ -401,11 +511,14 @@ class _Sentence:
     index: int
     text: str
     tokens: list[str]
+    start: int = 0
+    label: str | None = None  # the speaker label of its line, in an interview
     cues: set[str] = field(default_factory=set)
     # Cues in the author's own voice: outside quotation marks, in non-attributed sentences.
     authorial_claim: bool = False
     authorial_first_person: bool = False
     score: float = 0.0
+    speaker: str | None = None
 
 
 def _analyse(text: str, index: int, rules: _LangRules) -> _Sentence:
@@ -446,27 +559,6 @@ def _name_after(s: str) -> str | None:
     return name or None
 
 
-def _name_before(s: str) -> str | None:
-    """Capitalised words at the end of `s` ("Yesterday Jane Doe" -> "Jane Doe")."""
-    words = s.rstrip(" ,\t").split()
-    name: list[str] = []
-    for word in reversed(words[-4:]):
-        if not _NAME_TOKEN_RE.fullmatch(word) or not _is_name_word(word):
-            break
-        name.insert(0, word)
-    return " ".join(name) or None
-
-
-def _determiner_phrase_before(s: str) -> str | None:
-    """A short determiner phrase at the end of `s` ("... The transit authority")."""
-    words = s.rstrip(" \t").split()[-5:]
-    for k in range(len(words) - 2, -1, -1):
-        tail = words[k:]
-        if tail[0].lower() in _DETERMINERS and all(_PHRASE_WORD_RE.fullmatch(w) for w in tail):
-            return " ".join(tail)
-    return None
-
-
 def _determiner_phrase_after(s: str) -> str | None:
     """'the mayor' in '... said the mayor, adding ...' (must end at punctuation)."""
     m = _DET_PHRASE_AFTER_RE.match(s)
@@ -475,17 +567,95 @@ def _determiner_phrase_after(s: str) -> str | None:
     return None
 
 
+# Words between a subject and its verb of saying: auxiliaries and adverbs
+# ("putin has steadfastly insisted", "officials also reportedly fear").
+_AUXILIARIES = _words(
+    """
+    has have had is was were are be been will would also repeatedly always long further
+    already again publicly previously then now just still often reportedly later since
+    hat hatte ist sind wird auch ha había han ya también
+    """
+)
+# Words that end a subject when read backwards ("... so that the mayor said").
+_BOUNDARIES = _words(
+    """
+    that which who whom whose and but because when if while as than so or what where after
+    before since though although whether unless until then this these
+    dass weil und aber wenn als ob denn que y pero porque cuando si qui et mais
+    """
+)
+_RELATIVE_STARTS = _words("who which whose that der die das welche que quien cuyo qui")
+_SUBJECT_SPLIT_RE = re.compile(r"[,;:()\"“”„«»—–\[\]]")
+_SUBJECT_MAX_WORDS = 6
+# Function words that may stand inside a subject: "a spokesperson for the minister".
+_SUBJECT_GLUE = _words("the a an of for at from in on its his her their our de del la el der")
+
+
+def _subject_tail(piece: str) -> list[str]:
+    """The words of `piece` after its last boundary word, if few enough to be a subject."""
+    words = piece.split()
+    tail: list[str] = []
+    for word in reversed(words):
+        if word.lower().strip(".'’") in _BOUNDARIES:
+            break
+        tail.insert(0, word)
+    return tail if 0 < len(tail) <= _SUBJECT_MAX_WORDS else []
+
+
+def _name_like(words: list[str]) -> bool:
+    return bool(words) and all(w[:1].isupper() for w in words if w.lower() not in _NOT_NAMES)
+
+
+def _subject_before(before: str) -> str | None:
+    """The subject of a verb of saying, read backwards from the verb: auxiliaries and adverbs
+    skipped, an apposition resolved ("the chief executive, Marta Kowal, has insisted" ->
+    "Marta Kowal"; "Tom Whitby, who chairs ..., said" -> "Tom Whitby")."""
+    words = before.split()
+    while words and (
+        words[-1].lower() in _AUXILIARIES
+        or (words[-1].lower().endswith("ly") and len(words[-1]) > 4)
+    ):
+        words.pop()
+    rest = " ".join(words)
+    if not rest:
+        return None
+    pieces = _SUBJECT_SPLIT_RE.split(rest)
+    if rest.rstrip().endswith(",") and len(pieces) >= 3:
+        # "A, B, said": B is the apposition (or a relative clause) of A.
+        a, b = _subject_tail(pieces[-3]), pieces[-2].split()
+        if (b and b[0].lower() in _RELATIVE_STARTS) or (_name_like(a) and not _name_like(b) and a):
+            chosen = a
+        else:
+            chosen = _subject_tail(pieces[-2])
+    else:
+        chosen = _subject_tail(pieces[-1])
+    if not chosen:
+        return None
+    name = " ".join(chosen).strip(" .'’")
+    low = name.lower()
+    if low in _FIRST_PERSON:
+        return "the author"
+    if low in _PRONOUNS or low in ("it", "es", "ello"):
+        return "\0pronoun"
+    lowered = [w.lower().strip(".'’") for w in chosen]
+    if any(w in _STOP_WORDS["en"] and w not in _SUBJECT_GLUE for w in lowered[1:]):
+        return None  # "he seems to", "it is hard to": not a subject
+    if not any(w not in _STOP_WORDS["en"] and w.isalpha() for w in lowered):
+        return None
+    return name
+
+
 def _speaker(sent: _Sentence, rules: _LangRules) -> str | None:
     """The source a sentence attributes its content to, if an attribution pattern names one.
 
-    Handles '"...," said Jane Doe', 'Jane Doe said ...', 'The ministry said ...',
-    '..., said the mayor.' and 'according to Jane Doe' / 'according to the ministry'.
-    A pronoun subject ('she said') is not resolved (a wrong guess would misattribute a
-    claim to a named person) and yields "an unnamed source"; no match yields None (the
-    caller then uses "the author").
+    Handles an interview's speaker label ("Otto Brandt: ..."), 'according to X', '"...,"
+    said Jane Doe', '..., said the mayor', and a subject before a verb of saying ('Jane Doe
+    has long insisted', 'the chief executive, Marta Kowal, warned', 'critics say').  A
+    pronoun subject comes back as "\\0pronoun" for the caller to resolve from the sentences
+    before; no match yields None (the caller then uses "the author").
     """
-    if "attribution" not in sent.cues:
-        return None
+    if sent.label:
+        return sent.label
     text = sent.text
     m = rules.source_prep.search(text)
     if m:
@@ -501,18 +671,40 @@ def _speaker(sent: _Sentence, rules: _LangRules) -> str | None:
     for m in rules.speech_verb.finditer(text):
         before = text[: m.start()]
         after = text[m.end() :].lstrip()
-        name = (
-            _name_after(after)
-            or _determiner_phrase_after(after)
-            or _name_before(before)
-            or _determiner_phrase_before(before)
-        )
+        after_quote = before.rstrip().endswith(('"', "”", "»", ",", "“"))
+        name = None
+        if after_quote:
+            name = _name_after(after) or _determiner_phrase_after(after)
+        name = name or _subject_before(before)
+        if not name and not after_quote:
+            name = _name_after(after) or _determiner_phrase_after(after)
         if name:
             return name
-        prev = before.rstrip(" ,\t").split()[-1:]
-        if prev and prev[0].lower() in _PRONOUNS:
-            return "an unnamed source"
     return None
+
+
+def _person_in(text: str) -> str | None:
+    """The first run of two or more capitalised words that is not at the sentence start."""
+    for m in re.finditer(r"(?<=\s)([A-ZÀ-Ý][\w'’-]+(?:\s+[A-ZÀ-Ý][\w'’-]+)+)", text):
+        return m.group(1)
+    return None
+
+
+def _resolve_pronoun(sentences: list[_Sentence], index: int, named: list[tuple[int, str]]) -> str:
+    """The holder a pronoun subject stands for: a speaker named in the last three sentences,
+    else a speaker named earlier whose name reappears in the two sentences before ("putin
+    didn't like that. he has always maintained ..."), else a person named in the sentence
+    before; "an unnamed source" when none is found (a wrong guess would misattribute)."""
+    recent = [name for i, name in named if index - i <= 3]
+    if recent:
+        return recent[-1]
+    before = " ".join(s.text.lower() for s in sentences[max(0, index - 2) : index])
+    for _, name in reversed(named):
+        last_word = name.split()[-1].lower()
+        if re.search(rf"(?<!\w){re.escape(last_word)}(?!\w)", before):
+            return name
+    prev = sentences[index - 1].text if index else ""
+    return _person_in(prev) or "an unnamed source"
 
 
 def _article_type(sentences: list[_Sentence]) -> ArticleType:
@@ -541,18 +733,240 @@ def _article_type(sentences: list[_Sentence]) -> ArticleType:
     return "other"
 
 
-def _premises(sent: _Sentence, rules: _LangRules) -> list[str]:
-    """A reason clause split off cleanly ("X, because Y." -> ["Y"]), else []."""
-    m = rules.reason_split.search(sent.text)
-    if not m or m.start() == 0:
-        return []
-    clause = sent.text[m.end() :].strip().rstrip(".!?\"'”»").strip()
-    return [clause] if len(clause.split()) >= 3 else []
+# --------------------------------------------------------------------------------------
+# Premises
+# --------------------------------------------------------------------------------------
+
+# Inside a sentence: "<claim>, because <reason>", "<claim>, thanks to <reason>".
+_REASON_INSIDE: dict[str, str] = {
+    "en": r"\b(?:because|since|as a result of|thanks to|due to|owing to|given that)\b(?! of)",
+    "de": r",\s*(?:weil|da|denn)\b|\bwegen\b",
+    "es": r"\b(?:porque|ya que|puesto que|debido a|gracias a)\b",
+    "fr": r"\b(?:parce que|puisque|car|en raison de|grâce à)\b",
+}
+# A sentence opening with these draws its conclusion from the sentence before.
+_CONSEQUENCE_START: dict[str, str] = {
+    "en": r"(?:as a result|therefore|thus|hence|consequently|that's why|that is why|this is why"
+    r"|for this reason|because of (?:this|these|that)|so)\b",
+    "de": r"(?:deshalb|daher|darum|deswegen|folglich|somit)\b",
+    "es": r"(?:por eso|por ello|por lo tanto|así que|en consecuencia)\b",
+    "fr": r"(?:donc|ainsi|c'est pourquoi|par conséquent)\b",
+}
+# A sentence opening with these gives the reason for the sentence before.
+_REASON_START: dict[str, str] = {
+    "en": r"(?:this is because|that is because|that's because|because|after all)\b",
+    "de": r"(?:denn|weil)\b",
+    "es": r"(?:porque|ya que)\b",
+    "fr": r"(?:car|parce que)\b",
+}
+
+
+def _clause(text: str) -> str:
+    return text.strip().strip(",;:").strip().rstrip(".!?\"'”»").strip()
+
+
+def _premises(sentences: list[_Sentence], i: int, lang: str) -> list[str]:
+    """The reasons the text gives for sentence i: a reason clause inside it, the sentence
+    before when i draws a consequence from it ("As a result, ..."), the sentence after when
+    that one explains i ("This is because ...")."""
+    sent = sentences[i]
+    inside = re.compile(_REASON_INSIDE.get(lang, _REASON_INSIDE["en"]), re.IGNORECASE)
+    consequence = re.compile(_CONSEQUENCE_START.get(lang, _CONSEQUENCE_START["en"]), re.IGNORECASE)
+    reason_start = re.compile(_REASON_START.get(lang, _REASON_START["en"]), re.IGNORECASE)
+    text = sent.text.replace("’", "'")
+    out: list[str] = []
+    m = inside.search(text)
+    if m and m.start() > 0:
+        clause = _clause(
+            sent.text[m.end() :].split(",")[0]
+            if m.group(0).lower() in ("thanks to", "due to", "owing to", "as a result of")
+            else sent.text[m.end() :]
+        )
+        if len(clause.split()) >= 3:
+            out.append(clause)
+    elif m and m.start() == 0 and "," in sent.text:
+        clause = _clause(sent.text[m.end() : sent.text.index(",")])
+        if len(clause.split()) >= 3:
+            out.append(clause)
+    if i > 0 and consequence.match(text.lstrip()):
+        out.append(_clause(sentences[i - 1].text))
+    if i + 1 < len(sentences):
+        nxt = sentences[i + 1].text.replace("’", "'").lstrip()
+        r = reason_start.match(nxt)
+        if r:
+            clause = _clause(sentences[i + 1].text.lstrip()[r.end() :])
+            if len(clause.split()) >= 3:
+                out.append(clause)
+    return list(dict.fromkeys(c for c in out if c))
+
+
+# --------------------------------------------------------------------------------------
+# Framing: every sentence of an opinion piece is reported as its holder's view
+# --------------------------------------------------------------------------------------
+
+_CONNECTOR_RE = re.compile(
+    r"^(?:and|but|so|yet|still|however|meanwhile|instead|worse yet|worse still|indeed"
+    r"|that'?s why|that is why|this is why|of course|after all|in short|as a result|therefore"
+    r"|thus|hence|consequently|aber|doch|und|pero|y"
+    r"|sin embargo|mais|et)\b[,:]?\s+",
+    re.IGNORECASE,
+)
+# (framed as reported speech, framed as a quotation); "{}" is the article's sentence.
+_FRAMES: dict[str, tuple[tuple[str, ...], str]] = {
+    "en": (
+        ("The author argues that {}", "The author writes that {}", "The author contends that {}"),
+        "The author writes: “{}”",
+    ),
+    "de": ((), "Der Autor schreibt: „{}“"),
+    "es": (("El autor sostiene que {}", "El autor escribe que {}"), "El autor escribe: «{}»"),
+    "fr": (("L'auteur estime que {}", "L'auteur écrit que {}"), "L'auteur écrit : « {} »"),
+}
+_CONCLUDING_FRAME = {"en": "The author concludes that {}"}
+
+
+def _without_connector(text: str) -> str:
+    """The sentence without a leading discourse connector ("That's why, ...", "But ...")."""
+    rest = _CONNECTOR_RE.sub("", text.replace("’", "'"), count=1)
+    return text[len(text) - len(rest) :] if rest != text.replace("’", "'") else text
+
+
+def _is_fully_attributed(framed: str, start: int) -> bool:
+    """framed[start:] lies wholly in quotation or attributed speech (the neutrality check's
+    own rules, so the check agrees)."""
+    from worker.neutrality import attributed_regions, quoted_regions
+
+    end = len(framed.rstrip(" .!?…\"'”»"))
+    regions = [*quoted_regions(framed), *attributed_regions(framed)]
+    covered = start
+    for a, b in sorted(regions):
+        if a <= covered < b or (a <= covered and b >= end):
+            covered = max(covered, b)
+    return covered >= end
+
+
+def _own_voice_loaded_terms(text: str) -> bool:
+    from worker.neutrality import unattributed_loaded_terms
+
+    return bool(unattributed_loaded_terms(text))
+
+
+def _frame(
+    sentence: str, lang: str, stop_words: frozenset[str], holder: str, n: int, last: bool = False
+) -> str:
+    """`sentence` as `holder`'s view: reported speech when the whole sentence then counts as
+    attributed, else a quotation."""
+    body = _without_connector(sentence).strip()
+    reported, quoted = _FRAMES.get(lang, _FRAMES["en"])
+    first = body.split(" ", 1)[0]
+    if first.lower() in stop_words and not first.isupper():
+        body_low = body[:1].lower() + body[1:]
+    else:
+        body_low = body
+    has_first_person = any(w in _FIRST_PERSON for w in _WORD_RE.findall(body.lower()))
+    if holder != "the author":
+        reported = (f"{holder} says that {{}}",) if lang == "en" else ()
+        quoted = f"{holder}: “{{}}”"
+    if reported and not has_first_person:
+        template = reported[n % len(reported)]
+        if last and lang in _CONCLUDING_FRAME and holder == "the author":
+            template = _CONCLUDING_FRAME[lang]
+        framed = template.format(body_low.rstrip())
+        if not framed.endswith((".", "!", "?", "…", "”", '"')):
+            framed += "."
+        if lang != "en" or _is_fully_attributed(framed, template.index("{}")):
+            return framed
+    return quoted.format(body)
 
 
 # --------------------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------------------
+
+
+def _overlap(a: set[str], b: set[str]) -> float:
+    return len(a & b) / math.sqrt(len(a) * len(b)) if a and b else 0.0
+
+
+def _stems(tokens: list[str]) -> set[str]:
+    return {t[:6] for t in tokens}
+
+
+def _body_sentences(text: str, lines: list[_Line], lang: str, rules: _LangRules) -> list[_Sentence]:
+    out: list[_Sentence] = []
+    for line in lines:
+        if line.title:
+            continue
+        body = line.text
+        label_end = 0
+        if line.label:
+            m = _LABEL_RE.match(body)
+            label_end = m.end() if m else 0
+        pos = 0
+        for piece in _split_sentences(body[label_end:], lang):
+            found = body.find(piece, max(pos, label_end))
+            if found < 0:
+                continue
+            pos = found + len(piece)
+            sent = _analyse(piece, len(out), rules)
+            sent.start = line.start + found
+            sent.label = line.label
+            if line.label:  # the speaker's first person and claims, not the author's
+                sent.authorial_claim = sent.authorial_first_person = False
+            out.append(sent)
+    return out
+
+
+def _words_of(s: _Sentence) -> int:
+    return len(s.text.split())
+
+
+def _opinion_thesis(
+    usable: list[_Sentence],
+    deks: list[str],
+    title_stems: set[str],
+    lang: str,
+    rules: _LangRules,
+) -> tuple[_Sentence, str]:
+    """An opinion piece's main claim, attributed to the author: the dek when the editors wrote
+    one, else the opening or closing sentence that best matches the headline, repeats the
+    piece's other opening/closing sentences and makes a claim; then the close's call to action
+    ("... should ...") when it is another sentence."""
+    candidates = usable[:3] + [s for s in usable[-2:] if s not in usable[:3]]
+    stems = {s.index: _stems(s.tokens) for s in candidates}
+
+    def score(s: _Sentence) -> float:
+        mine = stems[s.index]
+        centrality = sum(_overlap(mine, other) for i, other in stems.items() if i != s.index)
+        own_voice = s.speaker in (None, "the author")
+        return (
+            1.5 * _overlap(mine, title_stems)
+            + 0.5 * centrality
+            + 0.8 * ("claim" in s.cues)
+            + 0.8 * ("reason" in s.cues)
+            + 0.5 * s.score
+            + (0.0 if own_voice else -1.0)
+            - (0.3 if _CONNECTOR_RE.match(s.text.replace("’", "'")) else 0.0)
+        )
+
+    best = max(candidates, key=lambda s: (score(s), -s.index))
+    main = deks[0] if deks else best.text
+    thesis = _frame(main, lang, rules.stop_words, "the author", 0)
+    close = next(
+        (
+            s
+            for s in reversed(usable[-2:])
+            if s.authorial_claim and s.text != main and s.speaker in (None, "the author")
+        ),
+        None,
+    )
+    if close is not None:
+        extra = _frame(close.text, lang, rules.stop_words, "the author", 1)
+        prefix, also = "The author argues that ", "The author writes that "
+        if thesis.startswith(prefix) and extra.startswith(also):
+            thesis = thesis.rstrip(".") + ", and that " + extra[len(also) :]
+        else:
+            thesis = thesis + " " + extra
+    return best, thesis
 
 
 def summarize_extractive(
@@ -562,13 +976,15 @@ def summarize_extractive(
     max_summary_sentences: int = 5,
     max_points: int = 8,
 ) -> Draft:
-    """Extractive Draft: TextRank summary and cue-based argument points, all verbatim."""
+    """Extractive Draft: a TextRank summary whose sentences are attributed to their holders,
+    a thesis from the headline/dek and opening/closing cues, and cue-based argument points
+    with speakers and premises; evidence quotes are the article's sentences verbatim."""
     text = clean_text if isinstance(clean_text, str) else ""
     lang = _normalise_language(language, text)
     rules = _RULES.get(lang, _RULES["en"])  # other languages: English cues and stop words
 
-    raw = _split_sentences(text, lang) if text.strip() else []
-    sentences = [_analyse(s, i, rules) for i, s in enumerate(raw)]
+    lines = _layout(text) if text.strip() else []
+    sentences = _body_sentences(text, lines, lang, rules)
     # loaded_language stays empty: the loaded-language lexicon is handled by another module.
     if not sentences:
         return Draft(
@@ -579,36 +995,111 @@ def summarize_extractive(
     top = max(scores)
     for s, sc in zip(sentences, scores, strict=True):
         s.score = sc / top if top > 0 else 0.0
-    by_rank = sorted(sentences, key=lambda s: (-s.score, s.index))
 
-    # Summary: about a third of the sentences (at least one), capped, in article order.
+    headline, deks, kicker = _headline_parts(lines)
+    interview = sum(s.label is not None for s in sentences) >= 2
+    article_type = _article_type(sentences)
+    if kicker:
+        article_type = _KICKER_TYPES.get(kicker, "opinion")
+    elif interview:
+        article_type = "other"
+    opinionated = article_type in ("opinion", "analysis")
+
+    # Speakers, with pronouns resolved to the last speaker named shortly before.
+    last_named: list[tuple[int, str]] = []
+    for s in sentences:
+        who = _speaker(s, rules)
+        if who == "\0pronoun":
+            who = _resolve_pronoun(sentences, s.index, last_named)
+        if who and who != "the author":
+            last_named.append((s.index, who))
+        s.speaker = who
+
+    # Thesis: the editors put it in the headline and dek, the author in the opening and close.
+    title_stems = _stems(
+        [
+            w
+            for t in [headline, *deks]
+            for w in _WORD_RE.findall(t.lower())
+            if w not in rules.stop_words
+        ]
+    )
+    usable = [s for s in sentences if _words_of(s) >= 6 and not s.text.rstrip().endswith("?")]
+    if not usable:
+        usable = sentences
+    if not opinionated:
+        # News and interviews: the lede says what happened.
+        thesis_sent = usable[0]
+        thesis = thesis_sent.text
+    else:
+        thesis_sent, thesis = _opinion_thesis(usable, deks, title_stems, lang, rules)
+
+    # Summary: TextRank with light preferences (claims and speakers, not questions, not short
+    # or dangling sentences), about a third of the sentences, in article order.
+    def summary_score(s: _Sentence) -> float:
+        penalty = 0.0
+        if _words_of(s) < 6 or s.text.rstrip().endswith("?"):
+            penalty += 1.0
+        if _CONNECTOR_RE.match(s.text.replace("’", "'")) or s.text.lower().startswith(
+            ("this ", "that ", "it ", "these ")
+        ):
+            penalty += 0.2
+        bonus = 0.3 * bool(s.cues & {"claim", "reason"}) + 0.2 * bool(s.speaker)
+        return s.score + bonus - penalty
+
     k = min(max(1, max_summary_sentences), max(1, math.ceil(len(sentences) / 3)))
-    summary = " ".join(s.text for s in sorted(by_rank[:k], key=lambda s: s.index))
+    chosen = sorted(sentences, key=lambda s: (-summary_score(s), s.index))[:k]
+    if thesis_sent not in chosen and k > 1:
+        chosen = [thesis_sent, *chosen[: k - 1]]
+    chosen.sort(key=lambda s: s.index)
+    parts: list[str] = []
+    for i, s in enumerate(chosen):
+        holder = s.speaker if s.label else "the author"
+        if (
+            not opinionated
+            and s.speaker not in (None, "the author")
+            and not s.label
+            and lang == "en"
+            and not _own_voice_loaded_terms(s.text)
+        ):
+            # A report's quotation or attributed speech ('"...," said X') with no loaded word
+            # left in the article's voice: kept as it is.
+            parts.append(s.text)
+        elif opinionated or s.label:
+            last = i == len(chosen) - 1 and s.index >= len(sentences) - 2 and i > 0
+            parts.append(_frame(s.text, lang, rules.stop_words, holder or "the author", i, last))
+        else:
+            parts.append(s.text)
+    summary = " ".join(parts)
 
-    # Thesis: best-ranked sentence making a claim or giving a reason, else best-ranked.
-    thesis = next((s for s in by_rank if s.cues & {"claim", "reason"}), by_rank[0]).text
+    # Argument points: sentences carrying cues or naming a speaker, ranked by cue strength,
+    # speaker and TextRank; questions and fragments are not claims.
+    def point_score(s: _Sentence) -> float:
+        return _cue_strength(s) + (1.0 if s.speaker else 0.0) + s.score
 
-    # Argument points: cue-bearing sentences by cue strength + normalised TextRank score
-    # (in [0, 1], so it breaks ties within a cue class), then back into article order.
     arguing = sorted(
-        (s for s in sentences if s.cues),
-        key=lambda s: (-(_cue_strength(s) + s.score), s.index),
+        (
+            s
+            for s in sentences
+            if (s.cues or s.speaker) and _words_of(s) >= 5 and not s.text.rstrip().endswith("?")
+        ),
+        key=lambda s: (-point_score(s), s.index),
     )
     picked = sorted(arguing[: max(0, max_points)], key=lambda s: s.index)
     # model_construct: the length bounds in worker.schemas guard LLM answers; verbatim sentences
     # of the article (one may run long in unpunctuated text) are ours and need no such guard.
     points = [
         DraftPoint.model_construct(
-            claim=s.text,
-            speaker=_speaker(s, rules) or "the author",
-            premises=_premises(s, rules),
+            claim=_without_connector(s.text),
+            speaker=s.speaker or "the author",
+            premises=_premises(sentences, s.index, lang),
             evidence=[DraftEvidence.model_construct(quote=s.text)],
         )
         for s in picked
     ]
 
     return Draft.model_construct(
-        article_type=_article_type(sentences),
+        article_type=article_type,
         thesis=thesis,
         summary=summary,
         argument_points=points,

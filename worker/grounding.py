@@ -67,8 +67,8 @@ __all__ = ["MIN_FUZZY_CHARS", "Grounder", "QuoteMatch", "find_term", "normalize"
 #: Quotes shorter than this (after normalisation) never verify fuzzily.
 MIN_FUZZY_CHARS = 12
 
-# One-to-one replacements, applied after case-folding.  Besides the characters
-# named in the spec this maps a few look-alikes LLMs commonly swap in or out
+# One-to-one replacements, applied after case-folding.  Besides curly quotes and
+# dashes this maps a few look-alikes LLMs commonly swap in or out
 # (guillemets, hyphen/minus variants, modifier-letter apostrophe).
 _ONE_TO_ONE = str.maketrans(
     {
@@ -422,10 +422,10 @@ class Grounder:
     def _fuzzy(self, needle: str) -> QuoteMatch:
         """Best fuzzy window for ``needle`` in the normalised text.
 
-        Why not simply ``partial_ratio_alignment(needle, whole_text)``?
-        Measured on a 150k-char English text: ~1 ms for a 100-char quote, but
-        ~30 ms for a 600-char and ~280 ms for a 2,000-char quote that is *not*
-        in the text -- and invented quotes are exactly what we must handle,
+        Why not simply ``partial_ratio_alignment(needle, whole_text)``?  On a
+        long article its cost grows steeply with the quote's length when the
+        quote is *not* in the text (docs/benchmarks.md, "Measured by hand")
+        -- and invented quotes are exactly what we must handle,
         with a best score still reported.  So the search is narrowed first:
         the rarest character 6-grams of the quote that occur in the text vote
         for where the quote would start (``position in text - position in
@@ -438,7 +438,7 @@ class Grounder:
           window around each cluster (rapidfuzz is bit-parallel there).
         * Longer quotes: partial_ratio over a window barely longer than the
           quote is itself slow (it also tries every partial overlap at the
-          window edges: ~130 ms for 2,000 chars), so we score the votes'
+          window edges), so we score the votes'
           start hypotheses directly with ``fuzz.ratio`` -- ratio changes
           smoothly with the window offset, and an intact anchor gives the
           exact offset.
@@ -447,7 +447,7 @@ class Grounder:
         Safety net: unless the anchors found a perfect window, quotes of
         <= 512 chars are also scanned over the whole text with
         ``score_cutoff`` = max(threshold, best score so far - 2) -- rapidfuzz
-        prunes hard with a cutoff (~1-4 ms at 150k chars) -- so a verifiable
+        prunes hard with a cutoff, so the scan stays cheap -- so a verifiable
         match the anchors overlooked (a short quote with several typos, or
         the right one of several similar passages) is still found.  Longer
         quotes that could score >= 90 keep plenty of intact anchors.

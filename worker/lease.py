@@ -20,7 +20,7 @@ log = structlog.get_logger(__name__)
 
 
 @dataclass
-class _Held:
+class _Lease:
     lease_seconds: float
     lost: threading.Event
     due: float  # time.monotonic() of the next renewal
@@ -31,11 +31,11 @@ class LeaseKeeper:
     third of the lease's length: starting and joining a thread per job cost more CPU than a
     short job's database work.
 
-    The thread starts with the first claim held (so after a prefork pool's fork, in the child).
+    The thread starts with the first claim kept (so after a prefork pool's fork, in the child).
     """
 
     def __init__(self) -> None:
-        self._held: dict[Claim, _Held] = {}
+        self._leases: dict[Claim, _Lease] = {}
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
         self._wakes_at: float | None = None  # when the thread wakes next; None: when notified
@@ -47,33 +47,33 @@ class LeaseKeeper:
         Yields an event that is set when the claim is lost (the job was canceled or reclaimed):
         the pipeline stops spending LLM calls on it.
         """
-        held = _Held(lease_seconds, threading.Event(), time.monotonic() + lease_seconds / 3)
+        lease = _Lease(lease_seconds, threading.Event(), time.monotonic() + lease_seconds / 3)
         with self._changed:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="evenhand-leases", daemon=True
                 )
                 self._thread.start()
-            self._held[claim] = held
-            if self._wakes_at is None or held.due < self._wakes_at:
+            self._leases[claim] = lease
+            if self._wakes_at is None or lease.due < self._wakes_at:
                 self._changed.notify()  # else its turn comes at the wake already planned
         try:
-            yield held.lost
+            yield lease.lost
         finally:
             with self._changed:
-                self._held.pop(claim, None)
+                self._leases.pop(claim, None)
 
-    def _wait_until_due(self) -> list[tuple[Claim, _Held]]:
+    def _wait_until_due(self) -> list[tuple[Claim, _Lease]]:
         """Wait until some claims are due, and schedule their next renewal."""
         with self._changed:
             while True:
                 now = time.monotonic()
-                due = [(claim, held) for claim, held in self._held.items() if held.due <= now]
+                due = [(claim, lease) for claim, lease in self._leases.items() if lease.due <= now]
                 if due:
-                    for _claim, held in due:
-                        held.due = now + held.lease_seconds / 3
+                    for _claim, lease in due:
+                        lease.due = now + lease.lease_seconds / 3
                     return due
-                self._wakes_at = min((held.due for held in self._held.values()), default=None)
+                self._wakes_at = min((lease.due for lease in self._leases.values()), default=None)
                 self._changed.wait(None if self._wakes_at is None else self._wakes_at - now)
 
     def _run(self) -> None:
@@ -83,15 +83,15 @@ class LeaseKeeper:
                 # the claims due together share one connection
                 with autocommit_scope() as session:
                     lost = [
-                        (claim, held)
-                        for claim, held in due
-                        if not renew_lease(session, claim, held.lease_seconds)
+                        (claim, lease)
+                        for claim, lease in due
+                        if not renew_lease(session, claim, lease.lease_seconds)
                     ]
             except Exception as exc:  # a database hiccup: try again at the next beat
                 log.warning("lease_renewal_failed", error=type(exc).__name__)
                 continue
-            for claim, held in lost:
-                held.lost.set()
+            for claim, lease in lost:
+                lease.lost.set()
                 with self._changed:  # lost for good: renew it no more
-                    if self._held.get(claim) is held:
-                        del self._held[claim]
+                    if self._leases.get(claim) is lease:
+                        del self._leases[claim]

@@ -36,7 +36,7 @@ from pydantic import BaseModel
 from kernel.config import Settings
 from kernel.metrics import LLM_LATENCY, LLM_RETRIES, LLM_TOKENS
 from worker.errors import PipelineError
-from worker.prompts import Messages, system_message
+from worker.prompts import Messages, with_schema
 from worker.schemas import Answer, UnusableAnswer, Usage, parse_answer
 
 log = structlog.get_logger(__name__)
@@ -155,8 +155,8 @@ def _schema_json(output: type[BaseModel]) -> str:
 
 
 def output_schema(output: type[BaseModel]) -> dict[str, Any]:
-    """`output`'s JSON schema. pydantic generates it anew on every call (~0.5 ms of CPU); parsing a
-    cached copy costs a few microseconds and still gives every caller a dict of its own."""
+    """`output`'s JSON schema. pydantic generates it anew on every call, which costs far more CPU
+    than parsing a cached copy; the copy still gives every caller a dict of its own."""
     schema: dict[str, Any] = json.loads(_schema_json(output))
     return schema
 
@@ -417,7 +417,7 @@ class Conversation:
             body["response_format"] = strict_format(self.output)
             return body
         schema = output_schema(self.output)
-        body["messages"] = [system_message(self.language, schema), *self.messages[1:]]
+        body["messages"] = [with_schema(self.messages[0], schema), *self.messages[1:]]
         if mode == "json_object_schema":
             body["response_format"] = {"type": "json_object", "schema": schema}
         elif mode == "json_object":
@@ -436,8 +436,8 @@ class Conversation:
                     messages=[],  # replaced by extra_body's
                     timeout=max(1.0, min(self.llm.timeout, self.deadline.remaining())),
                     # Sent as they are: as typed arguments the SDK would match every message and
-                    # the format against its TypedDict unions (~1 ms of CPU per call) only to
-                    # send the same plain JSON.
+                    # the format against its TypedDict unions, a CPU cost per call, only to send
+                    # the same plain JSON.
                     extra_body=body,
                 )
             except (openai.APIError, json.JSONDecodeError) as exc:

@@ -38,11 +38,13 @@ same as how *loaded* it is, so two curated corrections follow:
   valence is the event's, not the writer's -- plus internet slang/acronyms
   that collide with ordinary text ("kia", "nfc", "tia", "lol").  Without this
   list every summary of a war or an election would fail the gate.
-* ``_SUPPLEMENT_WORDS`` / ``_SUPPLEMENT_PHRASES``: politically loaded terms
-  the lexicon lacks or rates below the threshold ("regime", "boondoggle",
-  "witch hunt", "rigged" -1.5, "reckless" -1.7, "naive" -1.1, "propaganda"
-  -1.0).  VADER was built for social-media sentiment and misses this
-  vocabulary of political framing.
+* ``worker/loaded_terms.txt`` (:func:`curated_terms`): a curated list of the
+  vocabulary of political and editorial framing that the lexicon lacks or
+  rates below the threshold ("regime", "boondoggle", "phoney", "outplays",
+  "charade", "cash grab", "witch hunt", "rigged" -1.5, "reckless" -1.7,
+  "naive" -1.1, "fool" -1.9, "propaganda" -1.0).  VADER was built for
+  social-media sentiment and misses this vocabulary.  The file's header says
+  how it is kept.
 
 A further heuristic: a capitalised (Title-case, not ALL-CAPS) built-in term in
 the middle of a sentence is taken to be part of a name and skipped ("Great
@@ -86,6 +88,7 @@ __all__ = [
     "TermScan",
     "TermSpan",
     "attributed_regions",
+    "curated_terms",
     "loaded_terms",
     "quoted_regions",
     "unattributed_loaded_terms",
@@ -118,33 +121,26 @@ def _words(s: str) -> list[str]:
 
 
 # Politically loaded or strongly judgemental terms that VADER lacks or rates
-# below the threshold (its raters scored social-media sentiment, not political
-# framing).  Inflected forms are listed explicitly; matching is exact per token.
-# Note "scheme" and "handout" are neutral in some registers ("pension scheme",
-# "press handout"): accepted, a flagged term is a prompt to rephrase, not a ban.
-_SUPPLEMENT_WORDS = _words(
-    """
-regime regimes puppet puppets boondoggle boondoggles fiasco fiascos fiascoes
-crusade crusades crusading bloated scheme schemes scheming radical radicals
-extremist extremists extremism propaganda propagandist propagandists
-thug thugs thuggish thuggery draconian reckless recklessly recklessness
-crony cronies cronyism handout handouts rigged rigging corrupt corruption
-naive naively naivety naïve ridiculous absurd absurdity nonsense farce
-insane crazy lunacy debacle sham shambles zealot zealots zealotry
-demagogue demagogues demagoguery hysteria hysterical stooge stooges
-shill shills vicious despicable heinous atrocious outlandish shameless
-so-called job-killing witch-hunt witch-hunts
-"""
-)
-_SUPPLEMENT_PHRASES = (
-    "slush fund",
-    "slush funds",
-    "witch hunt",
-    "witch hunts",
-    "power grab",
-    "cash grab",
-    "vanity project",
-)
+# below the threshold: the curated list in worker/loaded_terms.txt (its header
+# says how it is kept).
+CURATED_TERMS_FILE = "loaded_terms.txt"
+
+
+@lru_cache(maxsize=1)
+def curated_terms() -> tuple[str, ...]:
+    """The terms of worker/loaded_terms.txt: whitespace-separated words above its
+    ``[phrases]`` line, one phrase per line below it; ``#`` starts a comment."""
+    text = (resources.files("worker") / CURATED_TERMS_FILE).read_text(encoding="utf-8")
+    terms: list[str] = []
+    phrases = False
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line == "[phrases]":
+            phrases = True
+        elif line:
+            terms.extend([" ".join(line.split())] if phrases else line.split())
+    return tuple(dict.fromkeys(terms))
+
 
 # Entries above the threshold that are the ordinary, neutral way to report a
 # fact (the valence belongs to the event, not to the writer's framing), words
@@ -251,8 +247,7 @@ def _lexicon() -> _Lexicon:
             and word not in _EXCLUDED
         ):
             terms.add(word)
-    terms.update(_SUPPLEMENT_WORDS)
-    terms.update(_SUPPLEMENT_PHRASES)
+    terms.update(curated_terms())
     single: set[str] = set()
     multi: set[str] = set()
     for term in terms:

@@ -21,11 +21,12 @@ from kernel.schemas import (
 from worker.cleaning import CleanedText
 from worker.drafting import Labels, draft, labels
 from worker.grounding import Grounder
-from worker.llm import Deadline
+from worker.llm import Deadline, get_llm
 from worker.neutrality import TermScan, TermSpan, unattributed_loaded_terms
 from worker.prepare import SourceArticle, cleaning_figures, prepare
 from worker.sanitize import strip_foreign_links
 from worker.schemas import Draft, Usage
+from worker.support import judge_support
 
 # --- ground ---------------------------------------------------------------------------------------
 
@@ -117,6 +118,7 @@ def assemble(
 ) -> ResultPublic:
     """The result as it is stored and served."""
     quotes = [ev for point in points for ev in point.evidence]
+    verdicts = [ev.support for ev in quotes]
     return ResultPublic(
         article_type=draft.article_type,
         thesis=draft.thesis,
@@ -129,7 +131,13 @@ def assemble(
         model=label.model,
         prompt_version=label.prompt_version,
         usage=UsagePublic(**usage.model_dump()),
-        grounding=GroundingPublic(quotes=len(quotes), verified=sum(ev.verified for ev in quotes)),
+        grounding=GroundingPublic(
+            quotes=len(quotes),
+            verified=sum(ev.verified for ev in quotes),
+            supports=verdicts.count("supports"),
+            partial=verdicts.count("partial"),
+            unrelated=verdicts.count("unrelated"),
+        ),
         cleaning=cleaning_figures(cleaned),
         neutrality=NeutralityPublic(summary_loaded_terms=checked.summary_loaded_terms),
         defaulted=draft.defaulted,
@@ -150,9 +158,21 @@ def analyse(
     grounder = Grounder(text)
     scan = TermScan(text)  # tokenised once: the lexicon's terms now, the drafter's in `check`
     lexicon_terms = [span.term for span in scan.terms()]
+    label = labels(settings)
+    deadline = deadline or Deadline(settings.job_time_limit)
     drafted, usage = draft(article, text, grounder, lexicon_terms, settings, deadline)
     drafted, points = ground(drafted, grounder)
-    return assemble(drafted, points, check(drafted, scan), labels(settings), usage, cleaned)
+    if label.provider != "extractive" and settings.support_check:
+        points, used = judge_support(
+            points,
+            get_llm(settings),
+            deadline,
+            title=article.title,
+            source=article.source,
+            language=article.language,
+        )
+        usage.add(used)
+    return assemble(drafted, points, check(drafted, scan), label, usage, cleaned)
 
 
 def summarize_article(article: SourceArticle, settings: Settings) -> ResultPublic:

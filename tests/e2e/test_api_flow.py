@@ -13,12 +13,13 @@ import pytest
 
 from testkit.fixtures import fixture_text, fresh_text
 from testkit.stack import Stack, wait_until
+from worker.prompts import PROMPT_VERSION
 
 pytestmark = pytest.mark.e2e
 
 RESULT_KEYS = {
     "article_type", "thesis", "summary", "argument_points", "loaded_language", "provider",
-    "model", "prompt_version", "usage", "grounding", "cleaning", "neutrality",
+    "model", "prompt_version", "usage", "grounding", "cleaning", "neutrality", "defaulted",
 }  # fmt: skip
 
 
@@ -51,7 +52,7 @@ def test_opinion_article_goes_through_the_whole_pipeline(stack: Stack) -> None:
     assert set(result) == RESULT_KEYS
     assert result["provider"] == "openai"
     assert result["model"] == "stand-in-model"
-    assert result["prompt_version"] == "summary-v1"
+    assert result["prompt_version"] == PROMPT_VERSION  # the prompt the result was made with
     assert result["usage"]["llm_calls"] == 1
     assert result["usage"]["prompt_tokens"] > 0 and result["usage"]["completion_tokens"] > 0
     assert result["article_type"] in {"opinion", "news", "analysis", "other"}

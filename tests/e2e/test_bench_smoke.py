@@ -39,6 +39,10 @@ FIGURES = [
     "worker_rss_end_mb",
     "worker_rss_growth_mb",
     "api_rss_end_mb",
+    "cli_evenhand_help_ms",  # 7. CLI start
+    "cli_evenhand_status_ms",
+    "cli_celery_help_ms",
+    "cli_help_vs_celery",
 ]
 
 
@@ -62,6 +66,8 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     scale = results["figures"]["scale"]
     assert scale["small_jobs"] == 1_000  # a database of the figure's own, nothing else in it
     assert scale["measured_job_points"] and scale["measured_job_evidence"]
+    cli = results["figures"]["cli"]  # the status command ran into the unreachable API
+    assert cli["evenhand_status_exit"] == 1 and "Cannot reach" in cli["evenhand_status_says"]
     memory = results["figures"]["memory"]
     assert memory["jobs_submitted"] == memory["jobs_target"]
 

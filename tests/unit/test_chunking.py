@@ -275,16 +275,15 @@ def test_guards_accept_smallest_budget() -> None:
 
 def test_giant_paragraph_is_split_on_sentences() -> None:
     rng = random.Random(3)
-    sentences = [make_sentence(rng, rng.randint(5, 25)) for _ in range(300)]
+    # without quote marks: sentencex keeps an unbalanced quote's sentences together
+    sentences = [make_sentence(rng, rng.randint(5, 25)).rstrip('"”') for _ in range(300)]
     text = " ".join(sentences)  # one paragraph, no line breaks
     max_tokens, overlap = 500, 60
     chunks = split_into_chunks(text, max_tokens, overlap)
     check_invariants(text, chunks, max_tokens, overlap)
     assert len(chunks) > 5
-    sentence_starts = {0} | {m.end() for m in re.finditer(r"[.!?][\"”]?\s+", text)}
-    sentence_ends = {
-        m.start() + len(m.group().rstrip()) for m in re.finditer(r"[.!?][\"”]?(\s+|$)", text)
-    }
+    sentence_starts = {0} | {m.end() for m in re.finditer(r"[.!?]\s+", text)}
+    sentence_ends = {m.start() + 1 for m in re.finditer(r"[.!?](\s+|$)", text)}
     for c in chunks:
         assert c.start in sentence_starts
         assert c.end in sentence_ends

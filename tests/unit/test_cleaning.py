@@ -2,6 +2,7 @@
 
 import time
 import unicodedata
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -528,3 +529,106 @@ def test_ascii_fast_path_agrees_with_the_general_one(raw: str) -> None:
     fast = normalize_text(raw)
     with mock.patch.object(cleaning, "_PLAIN_ASCII", b""):  # every ASCII text takes the slow path
         assert normalize_text(raw) == fast
+
+
+# --- consent banners, newsletters, link lists, login prompts and footers ---------------------
+
+GOLD = Path(__file__).resolve().parents[2] / "testkit" / "fixtures" / "gold"
+
+
+def test_a_page_of_consent_newsletter_lists_and_footer_only_has_no_article_text() -> None:
+    raw = (GOLD / "boilerplate_only_page.txt").read_text(encoding="utf-8")
+    result = clean_text(raw)
+    assert result.text == ""
+    assert result.lines_removed == len([line for line in raw.splitlines() if line.strip()])
+
+
+def test_article_inside_consent_and_newsletter_blocks_keeps_every_sentence() -> None:
+    raw = (GOLD / "news_clinic_cookies.txt").read_text(encoding="utf-8")
+    result = clean_text(raw)
+    kept = set(lines_of(result))
+    report = raw[raw.index("The Pine Valley") : raw.index("Most read")].splitlines()
+    paragraphs = [line for line in report if line.startswith(("The ", '"', "Residents"))]
+    assert len(paragraphs) == 8
+    for line in paragraphs:
+        assert line in kept, line
+    for line in (
+        "We value your privacy",
+        "Accept all",
+        "Facebook · X · Email · Copy link",
+        "Enter your email address",
+        "1. Highway 9 closed after rockslide",
+        "Photos: the valley's first snowfall",
+        "You have 3 free articles remaining this month.",
+        "About us | Contact | Advertise | Careers",
+        "© 2025 Valley Media Inc. All rights reserved.",
+    ):
+        assert line not in kept, line
+    assert lines_of(result)[0] == "Rural clinic to close its emergency ward at night"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Privacy Policy · Terms of Use · Cookie Settings · Accessibility",
+        "About us | Contact | Careers | Advertise with us",
+        "Facebook · X · WhatsApp · Email",
+        "© 2024 The Valley Ledger. All rights reserved.",
+        "Skip to main content",
+        "Sign in to your account",
+        "Create a free account to keep reading.",
+        "Already a subscriber? Sign in",
+        "Get the Morning Briefing delivered to your inbox every weekday.",
+        "We and our 120 partners store and/or access information on a device, such as cookies.",
+        "Reject all",
+    ],
+)
+def test_consent_login_share_and_footer_lines_are_boilerplate(line: str) -> None:
+    raw = f"Headline\n\nThe council met on Tuesday to discuss the budget.\n{line}\nIt adjourned at nine.\n"
+    result = clean_text(raw)
+    assert line not in lines_of(result)
+    assert result.lines_removed == 1
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Residents were asked to accept all of the changes without a vote.",
+        "Our partners at the university process the samples every week.",
+        "She said she would sign in at the front desk before the hearing.",
+        "The trending topic at the meeting was the price of water.",
+        "Copyright lawyers for the publisher said the case would go to trial.",
+    ],
+)
+def test_sentences_with_consent_and_login_words_are_kept(sentence: str) -> None:
+    result = clean_text(f"Headline\n\n{sentence}\n")
+    assert sentence in result.text
+
+
+def test_items_under_a_most_read_header_go_but_the_article_after_a_blank_line_stays() -> None:
+    raw = (
+        "Headline\n\nThe first paragraph of the story.\n\nMost read\n1. Ferry fares rise\n"
+        "Council delays parking vote\n\nThe story goes on after the list.\n"
+    )
+    result = clean_text(raw)
+    assert [line for line in lines_of(result) if line] == [
+        "Headline",
+        "The first paragraph of the story.",
+        "The story goes on after the list.",
+    ]
+    assert result.lines_removed == 3
+
+
+def test_a_short_note_without_boilerplate_is_left_alone() -> None:
+    assert clean_text("Council meets Tuesday").text == "Council meets Tuesday"
+
+
+def test_the_outlet_of_a_photo_credit_is_dropped_from_the_trailer() -> None:
+    raw = (
+        "Headline\n\na bus leaves the depot. photo by ana silva/metro courier\n"
+        "The story of the strike, told in one sentence.\nmetro courier\n"
+    )
+    assert [line for line in lines_of(clean_text(raw)) if line] == [
+        "Headline",
+        "The story of the strike, told in one sentence.",
+    ]

@@ -1,13 +1,20 @@
 """Tests for the offline extractive provider (TextRank summary + cue-based argument points)."""
 
+import json
+import re
 import time
+from pathlib import Path
 
 import sentencex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from worker.cleaning import clean_text
 from worker.extractive import summarize_extractive
+from worker.neutrality import unattributed_loaded_terms
 from worker.schemas import Draft
+
+GOLD = Path(__file__).resolve().parents[2] / "testkit" / "fixtures" / "gold"
 
 OPINION = (
     "Our city should stop subsidising parking garages. "
@@ -65,8 +72,19 @@ def _assert_verbatim_in_order(summary: str, text: str, lang: str = "en") -> int:
     return used
 
 
+_FRAME_RE = re.compile(
+    r"(?=The author (?:argues|writes|contends|concludes)\b|Der Autor schreibt: |El autor )"
+)
+
+
+def _framed_parts(summary: str) -> list[str]:
+    """The summary of an opinion piece cut into its sentences, each framed as the author's."""
+    parts = [p.strip() for p in _FRAME_RE.split(summary) if p.strip()]
+    assert all(_FRAME_RE.match(p) for p in parts), parts
+    return parts
+
+
 def _assert_grounded(draft: Draft, text: str) -> None:
-    assert draft.thesis in text
     assert draft.loaded_language == []
     for point in draft.argument_points:
         assert point.claim in text
@@ -77,8 +95,12 @@ def test_opinion_piece() -> None:
     draft = summarize_extractive(OPINION)
     assert draft.article_type == "opinion"
     _assert_grounded(draft, OPINION)
-    used = _assert_verbatim_in_order(draft.summary, OPINION)
-    assert 1 <= used <= 5
+    # Every summary sentence is the author's view, framed as such, and comes from the article.
+    parts = _framed_parts(draft.summary)
+    assert 1 <= len(parts) <= 5
+    for part in parts:
+        words = re.findall(r"\w+", part)[4:]
+        assert " ".join(words[1:6]) in " ".join(re.findall(r"\w+", OPINION)), part
 
     claims = [p.claim for p in draft.argument_points]
     assert claims, "cue sentences should become points"
@@ -87,11 +109,24 @@ def test_opinion_piece() -> None:
     assert sorted(claims, key=OPINION.index) == claims
     assert "Our city should stop subsidising parking garages." in claims
     assert "It is time for the council to admit that the garage era is over." in claims
-    # A sentence without any cue is not an argument point.
-    assert "Some merchants worry that customers will stay away." not in claims
-    assert all(p.speaker == "the author" for p in draft.argument_points)
-    # The thesis carries a claim or reason cue.
-    assert any(cue in draft.thesis for cue in ("should", "must", "believe", "time", "because"))
+    # Another voice's position is a point held by that voice, not by the author.
+    speakers = {p.claim: p.speaker for p in draft.argument_points}
+    assert speakers["Some merchants worry that customers will stay away."] == "Some merchants"
+    assert {v for k, v in speakers.items() if "merchants" not in k} == {"the author"}
+    # A sentence without any cue or speaker is not an argument point.
+    assert not any(c.startswith("The council spent twelve million") for c in claims)
+    # The thesis is the author's main claim, attributed, from the opening or the close (the
+    # middle of the piece argues for it).
+    assert draft.thesis.startswith("The author ")
+    assert any(
+        claim in draft.thesis.lower()
+        for claim in (
+            "our city should stop subsidising parking garages",
+            "we must put people before parking",
+            "it is time for the council to admit",
+        )
+    )
+    assert "twelve million" not in draft.thesis and "merchants" not in draft.thesis
     # "X, because Y." splits off a premise.
     last = next(p for p in draft.argument_points if p.claim.startswith("We must"))
     assert last.premises == ["streets are for people"]
@@ -119,7 +154,9 @@ def test_german_paragraph() -> None:
         draft = summarize_extractive(GERMAN, language=language)
         assert draft.summary and draft.thesis
         _assert_grounded(draft, GERMAN)
-        _assert_verbatim_in_order(draft.summary, GERMAN, "de")
+        for part in _framed_parts(draft.summary):  # „...“ quoted whole: no German rephrasing
+            assert part.startswith("Der Autor schreibt: „") and part.endswith("“")
+            assert part[len("Der Autor schreibt: „") : -1] in GERMAN
         assert draft.argument_points
         by_claim = {p.claim: p for p in draft.argument_points}
         laut = next(c for c in by_claim if c.startswith("Laut"))
@@ -147,7 +184,7 @@ def test_single_sentence() -> None:
 
 def test_limits_are_respected() -> None:
     draft = summarize_extractive(OPINION, max_summary_sentences=2, max_points=3)
-    assert _assert_verbatim_in_order(draft.summary, OPINION) == 2
+    assert len(_framed_parts(draft.summary)) == 2
     assert len(draft.argument_points) == 3
     assert summarize_extractive(OPINION, max_points=0).argument_points == []
 
@@ -156,7 +193,7 @@ def test_short_text_summary_is_about_a_third() -> None:
     # 6 sentences -> 2 summary sentences even though up to 5 are allowed.
     text = ". ".join(OPINION.split(". ")[:6]) + "."
     assert len(_sentences(text)) == 6
-    assert _assert_verbatim_in_order(summarize_extractive(text).summary, text) == 2
+    assert len(_framed_parts(summarize_extractive(text).summary)) == 2
 
 
 def test_long_text_is_bounded_and_fast() -> None:
@@ -176,7 +213,7 @@ def test_long_text_is_bounded_and_fast() -> None:
     draft = summarize_extractive(text)
     elapsed = time.perf_counter() - start
     assert elapsed < 5  # generous; typically tens of milliseconds
-    assert 1 <= _assert_verbatim_in_order(draft.summary, text) <= 5
+    assert 1 <= len(_framed_parts(draft.summary)) <= 5
     assert 1 <= len(draft.argument_points) <= 8
     _assert_grounded(draft, text)
     assert {p.speaker for p in draft.argument_points} <= {"the author"} | {
@@ -188,8 +225,8 @@ def test_long_text_is_bounded_and_fast() -> None:
 @given(st.text())
 def test_never_raises_and_quotes_are_verbatim(text: str) -> None:
     draft = summarize_extractive(text)
-    assert draft.thesis in text
     for point in draft.argument_points:
+        assert point.claim in text
         for ev in point.evidence:
             assert ev.quote in text
 
@@ -233,3 +270,102 @@ def test_never_raises_on_cue_soup(words: list[str], language: str | None) -> Non
     for point in draft.argument_points:
         assert point.claim in text
         assert all(ev.quote in text for ev in point.evidence)
+
+
+# --- a scraped column: title lines, attribution, speakers, premises ----------------------------
+
+COLUMN = (
+    "jo park: the mayor outfoxes council again with phoney budget hearings\n\n"
+    "the city is raising transit fares by delaying the audit it promised\n\n"
+    "the mayor announced on monday that the budget hearings will start “immediately.” this is "
+    "a mistake: the mayor is playing council for a fool and wants only to delay the audit.\n"
+    "the mayor has steadfastly insisted that fares cannot fall until the audit is done.\n"
+    "the city's finance chief, ada brun, has warned that the audit will take two years.\n"
+    "as a result, riders will pay more for another two years.\n"
+    "the auditor's report was delayed because the city refused to hand over its contracts.\n"
+    "critics say the hearings are a fiasco. the transit board said it would vote in june.\n"
+    "council should order the audit now and stop the fare rise.\n"
+)
+
+
+def test_title_lines_never_reach_the_summary_or_points() -> None:
+    draft = summarize_extractive(COLUMN)
+    for title in (
+        "jo park",
+        "outfoxes",
+        "phoney budget hearings",
+        "delaying the audit it promised",
+    ):
+        assert title not in draft.summary
+        assert all(title not in p.claim for p in draft.argument_points)
+
+
+def test_opinion_summary_attributes_every_sentence_so_no_loaded_word_stands_alone() -> None:
+    draft = summarize_extractive(COLUMN)
+    assert draft.article_type == "opinion"
+    assert _framed_parts(draft.summary)
+    assert unattributed_loaded_terms(draft.summary) == []
+    assert unattributed_loaded_terms(draft.thesis) == []
+
+
+def test_thesis_comes_from_the_dek_and_the_close_not_a_mid_article_fact() -> None:
+    draft = summarize_extractive(COLUMN)
+    assert draft.thesis.startswith(
+        "The author argues that the city is raising transit fares by delaying the audit"
+    )
+    assert "council should order the audit now" in draft.thesis
+    assert "as a result" not in draft.thesis.lower()
+
+
+def test_speakers_come_from_reporting_verbs_and_appositions() -> None:
+    speakers = {p.claim: p.speaker for p in summarize_extractive(COLUMN).argument_points}
+    by_start = {claim.split()[1]: who for claim, who in speakers.items()}
+    assert speakers["the mayor has steadfastly insisted that fares cannot fall until the audit is done."] == "the mayor"  # fmt: skip
+    assert by_start["city's"] == "ada brun"
+    assert any(who == "critics" for who in speakers.values())
+    assert (
+        speakers.get("council should order the audit now and stop the fare rise.") == "the author"
+    )
+
+
+def test_premises_come_from_reason_and_consequence_cues() -> None:
+    points = {p.claim: p for p in summarize_extractive(COLUMN).argument_points}
+    delayed = points["the auditor's report was delayed because the city refused to hand over its contracts."]  # fmt: skip
+    assert delayed.premises == ["the city refused to hand over its contracts"]
+    riders = points.get("riders will pay more for another two years.")
+    assert riders is not None  # "As a result, " is cut from the claim, the quote keeps it
+    assert riders.premises == ["the city's finance chief, ada brun, has warned that the audit will take two years"]  # fmt: skip
+
+
+def test_pronoun_subject_is_resolved_to_the_speaker_named_before() -> None:
+    text = (
+        "The governor has long insisted that the dam must be rebuilt. "
+        "Engineers disagree about the cost of the project. "
+        "She said last week that the state would pay for half of it."
+    )
+    speakers = [p.speaker for p in summarize_extractive(text).argument_points]
+    assert speakers.count("The governor") == 2
+
+
+def test_interview_speaker_labels_hold_the_claims() -> None:
+    text = (
+        "Four voices on the closures\n\n"
+        "Moderator: Why close the branches at all?\n"
+        "Otto Brandt: Because the budget has a hole of $30 million and visits have fallen.\n"
+        "Amina Ibrahim: The visit counts miss the seniors who use our phone line every day.\n"
+    )
+    draft = summarize_extractive(text)
+    speakers = {p.speaker for p in draft.argument_points}
+    assert speakers == {"Otto Brandt", "Amina Ibrahim"}  # the question is not a claim
+    assert draft.article_type == "other"
+    assert "Moderator" not in {p.speaker for p in draft.argument_points}
+
+
+def test_gold_opinion_pieces_come_out_neutral() -> None:
+    for name in ("opinion_ferry_scraped", "column_stadium_loaded"):
+        gold = json.loads((GOLD / f"{name}.gold.json").read_text(encoding="utf-8"))
+        text = clean_text((GOLD / f"{name}.txt").read_text(encoding="utf-8")).text
+        draft = summarize_extractive(text)
+        summary = draft.summary.lower()
+        assert unattributed_loaded_terms(draft.summary, gold["loaded_terms"]) == []
+        assert gold["loaded_terms"][0] not in summary  # the headline's word: no title lines

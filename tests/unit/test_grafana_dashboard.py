@@ -1,34 +1,70 @@
 """docs/grafana-dashboard.json is importable and asks only for metrics and labels that exist."""
 
+import ast
 import json
 import re
 from pathlib import Path
 
-from prometheus_client import Counter, Histogram
-
-from kernel import metrics
-
-DASHBOARD = json.loads(
-    (Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text()
-)
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
 METRIC = r"\b((?:evenhand|process)_\w+)"
+
+# prometheus_client's constructors, and the sample names each exposes
+SUFFIXES = {
+    "Counter": ("_total",),
+    "CounterMetricFamily": ("_total",),
+    "Gauge": ("",),
+    "GaugeMetricFamily": ("",),
+    "Histogram": ("_bucket", "_count", "_sum"),
+    "HistogramMetricFamily": ("_bucket", "_count", "_sum"),
+    "Summary": ("_count", "_sum"),
+    "SummaryMetricFamily": ("_count", "_sum"),
+}
+
+
+def defined_metrics() -> dict[str, tuple[str, set[str]]]:
+    """Every metric constructed in kernel/, api/ or worker/ (imported or not, module level or
+    inside a class): name -> (constructor, labels)."""
+    found: dict[str, tuple[str, set[str]]] = {}
+    for path in sorted(
+        p for floor in ("kernel", "api", "worker") for p in (ROOT / floor).rglob("*.py")
+    ):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            kind = getattr(node.func, "id", getattr(node.func, "attr", None))
+            if kind not in SUFFIXES or not node.args:
+                continue
+            name = node.args[0]
+            if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
+                continue  # collections.Counter(...) and the like
+            labels = next(
+                (k.value for k in node.keywords if k.arg in {"labelnames", "labels"}),
+                node.args[2] if len(node.args) > 2 else None,
+            )
+            label_names = set(ast.literal_eval(labels)) if labels is not None else set()
+            found[name.value.removesuffix("_total")] = (kind, label_names)
+    return found
 
 
 def exported() -> dict[str, set[str]]:
     """Sample names evenhand exposes, with their labels (plus the standard process metrics)."""
     names: dict[str, set[str]] = {"process_resident_memory_bytes": set()}
-    for value in vars(metrics).values():
-        if isinstance(value, Counter):
-            names[value._name + "_total"] = set(value._labelnames)
-        elif isinstance(value, Histogram):
-            for suffix in ("_bucket", "_count", "_sum"):
-                names[value._name + suffix] = set(value._labelnames) | (
-                    {"le"} if suffix == "_bucket" else set()
-                )
-    # the API's scrape-time gauges; describe() yields the families without touching a database
-    for family in metrics.JobsCollector("queue").describe():
-        names[family.name] = set(family._labelnames)
+    for name, (kind, labels) in defined_metrics().items():
+        for suffix in SUFFIXES[kind]:
+            names[name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
     return names
+
+
+def test_the_scan_finds_metrics_of_every_kind_and_floor() -> None:
+    metrics = defined_metrics()
+    # one of each: a worker histogram (kernel/metrics.py), a scrape-time gauge family, and the
+    # API's own, constructed inside classes in api/
+    assert metrics["evenhand_llm_request_seconds"] == ("Histogram", {"model", "outcome"})
+    assert metrics["evenhand_queue_depth"] == ("GaugeMetricFamily", {"queue"})
+    assert metrics["evenhand_job_cache_lookups"] == ("Counter", {"result"})
+    assert metrics["evenhand_job_watch_waiting"] == ("Gauge", set())
+    assert all(name.startswith("evenhand_") for name in metrics)
 
 
 def test_dashboard_is_importable() -> None:

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from worker.neutrality import (
     _KEY_TABLE,
     _TOKEN_RE,
-    VALENCE_THRESHOLD,
     NeutralityIssue,
     TermScan,
     TermSpan,
     attributed_regions,
+    curated_terms,
     loaded_terms,
     quoted_regions,
     unattributed_loaded_terms,
@@ -75,8 +75,10 @@ def test_mild_and_descriptive_words_are_out(word: str) -> None:
     assert loaded_terms(f"It was {word} then.") == []
 
 
-def test_threshold_value() -> None:
-    assert VALENCE_THRESHOLD == 2.0
+def test_words_at_the_threshold_are_in_and_just_below_are_out() -> None:
+    # VADER rates "outrageous" and "awful" -2.0, "stupidity" -1.9, "lame" and "nice" 1.8
+    assert terms("An outrageous, awful plan.") == ["outrageous", "awful"]
+    assert terms("Such stupidity, a lame and nice plan.") == []
 
 
 def test_multiword_supplement_terms() -> None:
@@ -359,3 +361,36 @@ def _print_timings() -> None:
 
 if __name__ == "__main__":  # python -m tests.test_neutrality
     _print_timings()
+
+
+# --- the curated list (worker/loaded_terms.txt) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "word", ["phoney", "outplays", "sabotage", "fool", "fiasco", "bullied", "charade", "pushover"]
+)
+def test_framing_words_vader_misses_or_rates_mild_are_loaded(word: str) -> None:
+    assert terms(f"It was {word}.") == [word]
+
+
+def test_each_is_reported_when_the_summary_says_it_in_its_own_voice() -> None:
+    summary = (
+        "Putin outplays the president with phoney talks. His delegation tried to sabotage them, "
+        "and the meeting was a fiasco. He played the president for a fool and must be bullied."
+    )
+    assert issues(summary) == ["outplays", "phoney", "sabotage", "fiasco", "fool", "bullied"]
+
+
+def test_the_same_words_attributed_or_quoted_are_fine() -> None:
+    summary = (
+        "The author argues that Putin outplays the president with phoney talks. "
+        "The author writes: “the meeting was a fiasco, and he must be bullied.”"
+    )
+    assert issues(summary) == []
+
+
+def test_curated_list_has_words_and_phrases_and_no_comment_text() -> None:
+    curated = curated_terms()
+    assert "phoney" in curated and "slush fund" in curated and "bad faith" in curated
+    assert not any(t.startswith("#") or "---" in t or t == "[phrases]" for t in curated)
+    assert all(t == t.lower() for t in curated)

@@ -25,12 +25,12 @@ from worker.llm import (
     strict_format,
 )
 from worker.prompts import (
-    PROMPT_VERSION,
     build_map_messages,
     build_messages,
     build_reduce_messages,
     neutralize_delimiters,
     system_message,
+    with_schema,
 )
 from worker.schemas import (
     Draft,
@@ -68,7 +68,6 @@ def test_response_format_is_strict_and_built_from_the_models() -> None:
     schema = strict_format(Draft)["json_schema"]
     assert schema["strict"] is True and schema["schema"] == Draft.model_json_schema()
     assert schema["schema"]["additionalProperties"] is False
-    assert PROMPT_VERSION == "summary-v1"
 
 
 def _completion(
@@ -92,10 +91,11 @@ def test_judge_sorts_unusable_answers() -> None:
 
 
 def test_json_object_mode_carries_the_schema_in_the_system_message() -> None:
-    plain = system_message("en")["content"]
-    with_schema = system_message("en", Draft.model_json_schema())["content"]
-    assert "```json" not in plain and "```json" in with_schema
-    assert '"argument_points"' in with_schema
+    plain = system_message("en")
+    schema = with_schema(plain, Draft.model_json_schema())["content"]
+    assert "```json" not in plain["content"] and "```json" in schema
+    assert schema.startswith(plain["content"])  # the conversation's own rules stay
+    assert '"argument_points"' in schema
 
 
 def test_map_and_reduce_prompts_delimit_their_data() -> None:

@@ -109,3 +109,7 @@ def test_the_stages_in_order_give_the_whole_result() -> None:
     prepared = prepare(ARTICLE, OFFLINE)
     result = analyse(ARTICLE, prepared.cleaned, OFFLINE)
     assert result.grounding.quotes == result.grounding.verified > 0
+    # the offline provider judges no quote's support: not judged, never a made-up verdict
+    evidence = [ev for point in result.argument_points for ev in point.evidence]
+    assert evidence and all(ev.support is None for ev in evidence)
+    assert result.grounding.supports == result.grounding.partial == result.grounding.unrelated == 0

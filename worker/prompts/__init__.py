@@ -10,7 +10,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-PROMPT_VERSION = "summary-v1"
+PROMPT_VERSION = "summary-v2"
 
 _DELIMITER_LOOKALIKE = re.compile(r"<\s*(/?)\s*article\s*>", re.IGNORECASE)
 
@@ -27,16 +27,20 @@ def neutralize_delimiters(text: str) -> str:
     return _DELIMITER_LOOKALIKE.sub(lambda m: f"‹{m.group(1)}article›", text)
 
 
-def system_message(language: str | None, schema: dict[str, Any] | None = None) -> dict[str, str]:
-    """The rules; with `schema`, also the JSON schema (for providers without strict json_schema)."""
+def system_message(language: str | None, part: str = "system") -> dict[str, str]:
+    """The rules of a conversation (the `part` template: the summary's, or the support check's)."""
     output_language = (
         f"the language with code '{language}'" if language else "the article's own language"
     )
     # str.format never re-reads what it inserted, so braces in an article stay inert.
-    content = template("system").format(output_language=output_language)
-    if schema is not None:
-        content += "\nThe JSON schema of the answer:\n```json\n" + json.dumps(schema) + "\n```\n"
-    return {"role": "system", "content": content}
+    return {"role": "system", "content": template(part).format(output_language=output_language)}
+
+
+def with_schema(system: dict[str, str], schema: dict[str, Any]) -> dict[str, str]:
+    """The system message with the answer's JSON schema appended, for providers without strict
+    json_schema."""
+    text = "\nThe JSON schema of the answer:\n```json\n" + json.dumps(schema) + "\n```\n"
+    return {"role": "system", "content": system["content"] + text}
 
 
 def _user(
@@ -70,3 +74,10 @@ def build_reduce_messages(
 ) -> Messages:
     """The mapped points of a long article, one per line (reduce step)."""
     return [system_message(language), _user("reduce", "\n".join(point_lines), title, source)]
+
+
+def build_support_messages(
+    listing: str, *, title: str | None, source: str | None, language: str | None
+) -> Messages:
+    """The claims and their quotes, one per line, for the support check."""
+    return [system_message(language, "support-system"), _user("support", listing, title, source)]
