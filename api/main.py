@@ -30,6 +30,7 @@ from api.watch import JobWatch
 from kernel.config import get_settings
 from kernel.logging import configure_logging
 from kernel.metrics import JobsCollector
+from kernel.tracing import trace_api
 
 DESCRIPTION = """
 evenhand turns news and opinion articles into neutral summaries and argument maps.
@@ -78,6 +79,7 @@ def create_app() -> FastAPI:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.openapi = lambda: openapi_with_hand_parsed_bodies(app)  # type: ignore[method-assign]
+    trace_api(app)  # only when the OTEL_* variables ask for traces
     return app
 
 

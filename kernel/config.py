@@ -73,8 +73,10 @@ class Settings(BaseSettings):
     api_url: str | None = None
     api_key: SecretStr | None = None
 
-    webhook_max_attempts: int = 6  # deliveries of one callback before giving up
-    webhook_backoff: float = 2.0  # first wait between deliveries in seconds, doubled each time
+    webhook_max_attempts: int = Field(6, ge=1)  # deliveries of one callback before giving up
+    # longest first wait between deliveries, whole seconds (Celery's retry_backoff), doubled
+    # each time; each wait is drawn at random up to it
+    webhook_backoff: int = Field(2, ge=1)
     webhook_timeout: float = 10.0
     worker_metrics_port: int = 9191  # the worker's /metrics; 0 turns it off
     worker_metrics_host: str = "0.0.0.0"

@@ -300,7 +300,8 @@ def running_stack(
         "EVENHAND_SWEEP_INTERVAL": "0.5",
         "EVENHAND_LLM_BACKOFF_BASE": "0.05",
         "EVENHAND_LLM_BACKOFF_MAX": "1",
-        "EVENHAND_WEBHOOK_BACKOFF": "0.2",
+        "EVENHAND_WEBHOOK_BACKOFF": "1",
+        "EVENHAND_WEBHOOK_MAX_ATTEMPTS": "3",
         "EVENHAND_LOG_JSON": "true",
         # URL input in these tests is served from loopback; the SSRF rules themselves are
         # tested in tests/test_fetch.py and by the always-refused metadata address below

@@ -20,6 +20,7 @@ our pydantic models, and what it takes to survive real OpenAI-compatible servers
 """
 
 import json
+import os
 import random
 import re
 import threading
@@ -42,6 +43,9 @@ from worker.schemas import Answer, UnusableAnswer, Usage, parse_answer
 log = structlog.get_logger(__name__)
 
 REPAIR_ROUNDS = 1
+# opentelemetry-util-genai's switches for recording message content in spans and events
+CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+COMPLETION_HOOK = "OTEL_INSTRUMENTATION_GENAI_COMPLETION_HOOK"
 
 
 class LLM:
@@ -89,6 +93,19 @@ def get_llm(settings: Settings) -> LLM:
         max_output_tokens=settings.llm_max_output_tokens,
         json_schema=settings.response_format == "json_schema",
     )
+
+
+def trace_llm_calls() -> None:
+    """Give every chat completion a span (GenAI semantic conventions: `chat {model}`, token usage,
+    `error.type`), by OpenTelemetry's own instrumentation of the SDK. Called only once tracing is
+    on; the spans never carry prompts or answers: they quote the article."""
+    from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+
+    os.environ[CAPTURE_CONTENT] = "NO_CONTENT"
+    os.environ.pop(COMPLETION_HOOK, None)  # a hook would be handed prompts and answers
+    instrumentor = OpenAIInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
 
 
 class Deadline:
@@ -427,6 +444,8 @@ class Conversation:
     def _create(self, body: dict[str, Any]) -> Any:
         """One completion, retrying what is worth retrying within the job's deadline; a permanent
         status error is raised as it is, for the caller to adapt to or report."""
+        limit = {k: v for k, v in body.items() if k in TOKEN_PARAMS}
+        extra_body = {k: v for k, v in body.items() if k not in TOKEN_PARAMS}
         for attempt in range(self.llm.retries + 1):
             self.deadline.check()
             started = time.perf_counter()
@@ -438,7 +457,9 @@ class Conversation:
                     # Sent as they are: as typed arguments the SDK would match every message and
                     # the format against its TypedDict unions, a CPU cost per call, only to send
                     # the same plain JSON.
-                    extra_body=body,
+                    extra_body=extra_body,
+                    # typed, so the tracing instrumentation sees the limit in either dialect
+                    **limit,
                 )
             except (openai.APIError, json.JSONDecodeError) as exc:
                 reason = retry_reason(exc)

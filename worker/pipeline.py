@@ -1,5 +1,5 @@
-"""The summarization pipeline, stage by stage: prepare -> draft -> ground -> check -> assemble,
-then store (worker.runner, for jobs).
+"""The summarization pipeline, stage by stage: prepare -> draft -> ground -> refine -> support ->
+check -> assemble, then store (worker.runner, for jobs).
 
 Each stage is a plain function, callable and testable alone; `analyse` runs draft to assemble on
 a prepared text and `summarize_article` runs them all without a database (`evenhand summarize`,
@@ -24,6 +24,7 @@ from worker.grounding import Grounder
 from worker.llm import Deadline, get_llm
 from worker.neutrality import TermScan, TermSpan, unattributed_loaded_terms
 from worker.prepare import SourceArticle, cleaning_figures, prepare
+from worker.refine import refine
 from worker.sanitize import strip_foreign_links
 from worker.schemas import Draft, Usage
 from worker.support import judge_support
@@ -162,6 +163,7 @@ def analyse(
     deadline = deadline or Deadline(settings.job_time_limit)
     drafted, usage = draft(article, text, grounder, lexicon_terms, settings, deadline)
     drafted, points = ground(drafted, grounder)
+    drafted, points = refine(drafted, points, article.title, article.language)
     if label.provider != "extractive" and settings.support_check:
         points, used = judge_support(
             points,

@@ -5,19 +5,32 @@ import uuid
 
 import structlog
 from celery import Task, bootsteps
-from celery.signals import task_postrun, task_prerun
+from celery.app.task import Context
+from celery.exceptions import Retry
+from celery.signals import task_postrun, task_prerun, task_retry, worker_init
 from prometheus_client import start_http_server
 
 from kernel.celery_app import SUMMARIZE_TASK, WEBHOOK_TASK, celery_app
 from kernel.config import get_settings
 from kernel.jobs import send_webhook
+from kernel.tracing import trace_worker
 from worker.errors import PipelineError
 from worker.lease import LeaseKeeper
+from worker.llm import trace_llm_calls
 from worker.runner import run_job
 from worker.sweeper import Sweeper
 from worker.webhooks import DeliveryFailed, deliver
 
 log = structlog.get_logger(__name__)
+
+WEBHOOK_BACKOFF_MAX = 600  # seconds: no wait between two deliveries is longer
+
+
+@worker_init.connect
+def _start_tracing(**_kwargs: object) -> None:
+    # Off (and nothing imported) unless the OTEL_* variables ask for traces.
+    if trace_worker():
+        trace_llm_calls()
 
 
 @task_prerun.connect
@@ -54,20 +67,46 @@ def summarize_job(self: SummarizeTask, job_id: str) -> None:
         raise outcome.failure
 
 
-@celery_app.task(name=WEBHOOK_TASK, bind=True)
-def deliver_webhook(self: Task, job_id: str) -> None:
-    """POST a finished job to its callback URL, retried with exponential backoff."""
-    settings = get_settings()
-    try:
-        deliver(uuid.UUID(job_id), settings)
-    except DeliveryFailed as exc:
-        attempt = self.request.retries + 1
-        if attempt >= settings.webhook_max_attempts:
-            log.warning("webhook_given_up", attempts=attempt, reason=str(exc))
-            return
-        countdown = settings.webhook_backoff * 2**self.request.retries
-        log.warning("webhook_retry", attempt=attempt, reason=str(exc), countdown=countdown)
-        raise self.retry(countdown=countdown, max_retries=settings.webhook_max_attempts) from None
+class WebhookTask(Task):
+    """Logs a delivery given up (Celery re-raises the last failure once max_retries is spent)."""
+
+    def on_failure(
+        self, exc: Exception, task_id: str, args: tuple, kwargs: dict, einfo: object
+    ) -> None:
+        if isinstance(exc, DeliveryFailed):
+            log.warning("webhook_given_up", attempts=self.request.retries + 1, reason=str(exc))
+
+
+@task_retry.connect
+def _log_webhook_retry(sender: Task, request: Context, reason: Retry, **_kwargs: object) -> None:
+    if sender.name == WEBHOOK_TASK:
+        log.warning(
+            "webhook_retry",
+            attempt=request.retries + 1,
+            reason=str(reason.exc),
+            countdown=reason.when,
+        )
+
+
+_webhook_settings = get_settings()
+
+
+# Celery retries a failed delivery: the n-th retry waits a random whole number of seconds up to
+# webhook_backoff * 2**(n-1) (full jitter, so receivers coming back are not hit all at once).
+# `throws`: the last failure is logged in one line, without a traceback.
+@celery_app.task(
+    name=WEBHOOK_TASK,
+    base=WebhookTask,
+    autoretry_for=(DeliveryFailed,),
+    max_retries=_webhook_settings.webhook_max_attempts - 1,
+    retry_backoff=_webhook_settings.webhook_backoff,
+    retry_backoff_max=WEBHOOK_BACKOFF_MAX,
+    retry_jitter=True,
+    throws=(DeliveryFailed,),
+)
+def deliver_webhook(job_id: str) -> None:
+    """POST a finished job to its callback URL; a DeliveryFailed is retried with backoff."""
+    deliver(uuid.UUID(job_id), get_settings())
 
 
 class SweeperStep(bootsteps.StartStopStep):

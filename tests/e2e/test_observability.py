@@ -8,8 +8,10 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
 
 import httpx
 import pytest
@@ -131,12 +133,15 @@ def test_api_and_worker_metrics(stack: Stack) -> None:
 
 
 class Receiver(BaseHTTPRequestHandler):
-    """A webhook receiver on loopback that fails its first delivery."""
+    """A webhook receiver on loopback that fails its first `fail_first` deliveries."""
 
     deliveries: list[tuple[dict[str, str], bytes]]
+    arrivals: list[float]  # time.monotonic() of each delivery
     fail_first: int
+    url: str
 
     def do_POST(self) -> None:
+        self.arrivals.append(time.monotonic())
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.deliveries.append((dict(self.headers), body))
         status = 500 if len(self.deliveries) <= self.fail_first else 204
@@ -148,23 +153,41 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, list]]:
-    deliveries: list[tuple[dict[str, str], bytes]] = []
-    handler = type("R", (Receiver,), {"deliveries": deliveries, "fail_first": 1})
+@contextmanager
+def receiving(fail_first: int) -> Iterator[type[Receiver]]:
+    attributes = {"deliveries": [], "arrivals": [], "fail_first": fail_first}
+    handler: type[Receiver] = type("R", (Receiver,), attributes)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/evenhand"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/evenhand", deliveries
-    server.shutdown()
-    thread.join(5)
+    try:
+        yield handler
+    finally:
+        server.shutdown()
+        thread.join(5)
 
 
-def test_webhook_is_signed_and_retried(stack: Stack, receiver: tuple[str, list]) -> None:
-    url, deliveries = receiver
-    job_id = stack.submit(text=fresh_text("single_sentence.txt"), callback_url=url)["job_id"]
-    assert stack.wait_job(job_id)["status"] == "succeeded"
-    wait_until(lambda: len(deliveries) >= 2, 30, what="the retried webhook delivery")
+def worker_events(stack: Stack, job_id: str, event: str) -> list[dict]:
+    lines = (stack.log_dir / "worker.log").read_text().splitlines()
+    events = [json.loads(line) for line in lines if line.startswith("{")]
+    return [e for e in events if e.get("job_id") == job_id and e["event"] == event]
+
+
+def test_webhook_is_signed_and_retried(stack: Stack) -> None:
+    with receiving(fail_first=1) as receiver:
+        job_id = stack.submit(
+            text=fresh_text("single_sentence.txt"),
+            callback_url=receiver.url,
+        )["job_id"]
+        assert stack.wait_job(job_id)["status"] == "succeeded"
+        wait_until(
+            lambda: worker_events(stack, job_id, "webhook_delivered"),
+            30,
+            what="the retried webhook delivery",
+        )
+    deliveries = receiver.deliveries
+    assert len(deliveries) == 2  # delivered once it got a 2xx, not again
     headers, body = deliveries[-1]
     secret = hashlib.sha256(stack.key.encode()).hexdigest()  # the receiver derives it from its key
     expected = hmac.new(
@@ -174,25 +197,44 @@ def test_webhook_is_signed_and_retried(stack: Stack, receiver: tuple[str, list])
     job = json.loads(body)
     assert job["id"] == job_id and job["status"] == "succeeded" and job["result"]["summary"]
     assert deliveries[0][1] == body  # the retry sends the same job
-    time.sleep(1)
-    assert len(deliveries) == 2  # delivered once it got a 2xx
+
+
+def test_webhook_retries_back_off_and_stop_after_max_attempts(stack: Stack) -> None:
+    attempts = int(stack.env["EVENHAND_WEBHOOK_MAX_ATTEMPTS"])
+    backoff = int(stack.env["EVENHAND_WEBHOOK_BACKOFF"])
+    with receiving(fail_first=1000) as receiver:  # never answers 2xx
+        job_id = stack.submit(
+            text=fresh_text("single_sentence.txt"),
+            callback_url=receiver.url,
+        )["job_id"]
+        assert stack.wait_job(job_id)["status"] == "succeeded"
+        given_up = wait_until(
+            lambda: worker_events(stack, job_id, "webhook_given_up"),
+            10 + backoff * 2**attempts,
+            what="the last webhook delivery",
+        )
+    # the last failure ends the task: exactly max attempts deliveries, then no more
+    assert len(receiver.deliveries) == attempts
+    assert given_up[0]["attempts"] == attempts and given_up[0]["reason"] == "status 500"
+    retries = worker_events(stack, job_id, "webhook_retry")
+    assert [r["attempt"] for r in retries] == list(range(1, attempts))
+    gaps = [b - a for a, b in pairwise(receiver.arrivals)]
+    for n, (retry, gap) in enumerate(zip(retries, gaps, strict=True)):
+        # the n-th wait is drawn from 0..backoff*2**n whole seconds, and the worker keeps it
+        assert 0 <= retry["countdown"] <= backoff * 2**n
+        assert gap >= retry["countdown"] - 0.05
 
 
 def test_webhook_to_a_metadata_address_is_never_sent(stack: Stack) -> None:
-    job_id = stack.submit(
-        text=fresh_text("single_sentence.txt"), callback_url="http://169.254.169.254/hook"
-    )["job_id"]
-    assert stack.wait_job(job_id)["status"] == "succeeded"
-    wait_until(
-        lambda: "webhook_refused" in (stack.log_dir / "worker.log").read_text(),
-        15,
-        what="the refusal",
-    )
+    # refused at submit; a name that resolves to one is refused by the worker before every
+    # delivery (worker.webhooks, tests/unit/test_fetch.py)
     with stack.client() as client:
-        refused = client.post(
-            "/v1/articles", json={"text": "A sentence.", "callback_url": "ftp://x/y"}
-        )
-    assert refused.status_code == 422
+        for callback_url in ("http://169.254.169.254/hook", "ftp://x/y"):
+            refused = client.post(
+                "/v1/articles", json={"text": "A sentence.", "callback_url": callback_url}
+            )
+            assert refused.status_code == 422
+            assert "callback_url" in refused.json()["detail"]
 
 
 def test_a_polled_job_is_answered_from_memory_until_it_changes(stack: Stack) -> None:

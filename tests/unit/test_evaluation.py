@@ -8,14 +8,12 @@ from pathlib import Path
 import pytest
 
 from kernel.config import Settings
+from worker.claims import claim_similarity, match_claims, same_claim
 from worker.evaluation import (
     GOLD_SUFFIX,
-    claim_similarity,
     evaluate_folder,
     load_gold,
-    match_claims,
     matcher_accuracy,
-    same_claim,
     same_speaker,
     total,
     unattributed_occurrences,

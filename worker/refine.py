@@ -1,0 +1,114 @@
+"""The refine stage: points worth reading, from any model.
+
+Small models state one claim as two points, paste every sentence they copied as evidence, give
+one quote to several claims, and repeat a summary sentence. After grounding:
+
+- points of one speaker that make the same claim (worker/claims.py) become one, keeping all their
+  quotes and premises;
+- a quote that several points use stays with the claim it is closest to;
+- a point keeps at most `MAX_QUOTES` quotes, the verified ones closest to its claim first; the
+  article's headline is never evidence;
+- a summary sentence that repeats an earlier one is dropped.
+"""
+
+import re
+
+import sentencex
+from rapidfuzz import fuzz
+
+from kernel.schemas import ArgumentPointPublic, EvidencePublic
+from worker.claims import claim_similarity
+from worker.schemas import Draft
+
+# stricter than the gold matcher's threshold: a merge loses a point for good
+MERGE_THRESHOLD = 85.0
+MAX_QUOTES = 3
+# a summary sentence this close (rapidfuzz ratio of the normalised sentences) repeats another
+REPEAT_THRESHOLD = 90.0
+
+_SPACE = re.compile(r"\s+")
+_AUTHOR = {"", "author", "the author", "writer", "the writer", "columnist", "the columnist"}
+
+
+def _norm(text: str) -> str:
+    return _SPACE.sub(" ", text).strip().strip("\"“”'‘’.").casefold()
+
+
+def _speaker(name: str) -> str:
+    key = _norm(name)
+    return "the author" if key in _AUTHOR else key.removeprefix("the ")
+
+
+def merge_same_claims(points: list[ArgumentPointPublic]) -> list[ArgumentPointPublic]:
+    """Points of one speaker that make the same claim, as one (the first's wording)."""
+    merged: list[ArgumentPointPublic] = []
+    for point in points:
+        twin = next(
+            (
+                kept
+                for kept in merged
+                if _speaker(kept.speaker) == _speaker(point.speaker)
+                and claim_similarity(kept.claim, point.claim) >= MERGE_THRESHOLD
+            ),
+            None,
+        )
+        if twin is None:
+            merged.append(point.model_copy(deep=True))
+            continue
+        quotes = {_norm(ev.quote) for ev in twin.evidence}
+        twin.evidence += [ev for ev in point.evidence if _norm(ev.quote) not in quotes]
+        twin.premises += [p for p in point.premises if p not in twin.premises]
+    return merged
+
+
+def _fit(evidence: EvidencePublic, point: ArgumentPointPublic) -> float:
+    return claim_similarity(point.claim, evidence.quote)
+
+
+def share_quotes_by_fit(points: list[ArgumentPointPublic]) -> list[ArgumentPointPublic]:
+    """A quote given to several points stays only with the claim it is closest to."""
+    best: dict[str, tuple[float, int]] = {}
+    for index, point in enumerate(points):
+        for ev in point.evidence:
+            key, fit = _norm(ev.quote), _fit(ev, point)
+            if key not in best or fit > best[key][0]:
+                best[key] = (fit, index)
+    return [
+        point.model_copy(
+            update={"evidence": [ev for ev in point.evidence if best[_norm(ev.quote)][1] == index]}
+        )
+        for index, point in enumerate(points)
+    ]
+
+
+def choose_evidence(point: ArgumentPointPublic, title: str | None) -> ArgumentPointPublic:
+    """At most MAX_QUOTES quotes, verified ones closest to the claim first, in article order."""
+    headline = _norm(title) if title else None
+    candidates = [ev for ev in point.evidence if not headline or _norm(ev.quote) != headline]
+    ranked = sorted(candidates, key=lambda ev: (not ev.verified, -_fit(ev, point)))
+    kept = {id(ev) for ev in ranked[:MAX_QUOTES]}
+    return point.model_copy(update={"evidence": [ev for ev in candidates if id(ev) in kept]})
+
+
+def refine_points(
+    points: list[ArgumentPointPublic], title: str | None = None
+) -> list[ArgumentPointPublic]:
+    return [choose_evidence(p, title) for p in share_quotes_by_fit(merge_same_claims(points))]
+
+
+def without_repeats(summary: str, language: str | None = None) -> str:
+    """The summary without sentences that repeat an earlier one."""
+    sentences = [s.strip() for s in sentencex.segment(language or "en", summary) if s.strip()]
+    kept: list[str] = []
+    for sentence in sentences:
+        if not any(fuzz.ratio(_norm(sentence), _norm(k)) >= REPEAT_THRESHOLD for k in kept):
+            kept.append(sentence)
+    return summary if len(kept) == len(sentences) else " ".join(kept)
+
+
+def refine(
+    draft: Draft, points: list[ArgumentPointPublic], title: str | None, language: str | None
+) -> tuple[Draft, list[ArgumentPointPublic]]:
+    """The stage: the draft with its summary's repeats dropped, and its points refined."""
+    summary = without_repeats(draft.summary, language)
+    return draft.model_copy(update={"summary": summary}), refine_points(points, title)
