@@ -1,8 +1,9 @@
 """The FastAPI app: `uvicorn api.main:app` or `evenhand api`."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import structlog
@@ -65,6 +66,7 @@ def create_app() -> FastAPI:
     app.state.rate_limiter = rate_limiter
     install_error_handlers(app)
 
+    app.add_middleware(DrainUnreadBodyMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
@@ -108,6 +110,63 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+# How much of a refused request's body is read and dropped so that its sender reads the answer
+DRAIN_MAX_BYTES = 64_000_000
+DRAIN_MAX_SECONDS = 5.0
+
+
+class DrainUnreadBodyMiddleware:
+    """Reads and drops the rest of a request body the app answered without reading (a 413 for
+    an oversized body, a 401, a 415), up to DRAIN_MAX_BYTES or DRAIN_MAX_SECONDS, before the
+    answer goes out.
+
+    A server that answers and closes while the client is still sending makes the client's
+    kernel reset the connection, and clients that read only once they have sent everything
+    (urllib, requests) then see "Connection reset by peer" instead of the answer. nginx
+    lingers on such connections for the same reason. Past the bounds the answer is sent
+    anyway and the connection closed. A client that waits for `100 Continue` before sending
+    the body is answered at once: reading would ask it for the body.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        unread = headers.get("content-length", "0") not in ("", "0") or (
+            "transfer-encoding" in headers
+        )
+        # a client that sent `Expect: 100-continue` sends the body only once the app reads it
+        waits_to_send = headers.get("expect", "").lower() == "100-continue"
+
+        async def tracking_receive() -> Message:
+            nonlocal unread, waits_to_send
+            waits_to_send = False
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                unread = False
+            return message
+
+        async def draining_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and unread and not waits_to_send:
+                await drain()
+            await send(message)
+
+        async def drain() -> None:
+            nonlocal unread
+            received = 0
+            with suppress(TimeoutError):
+                async with asyncio.timeout(DRAIN_MAX_SECONDS):
+                    while unread and received <= DRAIN_MAX_BYTES:
+                        received += len((await tracking_receive()).get("body", b""))
+            unread = False
+
+        await self.app(scope, tracking_receive, draining_send)
 
 
 def api_registry(queue: str) -> CollectorRegistry:

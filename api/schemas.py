@@ -3,10 +3,13 @@
 import uuid
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.json_schema import JsonDict
+from pydantic_core import PydanticCustomError
 from sqlmodel.main import SQLModelConfig
 
+from kernel.addresses import URLNotAllowed, vet_url
+from kernel.config import get_settings
 from kernel.models import ArticleBase, JobStatus
 from kernel.schemas import EXAMPLE_JOB, EXAMPLE_RESULT, JobPublic, ResultPublic, UtcDateTime
 
@@ -16,6 +19,33 @@ SUBMIT_EXAMPLE: JsonDict = {
     "source": "Example Gazette",
     "language": "en",
 }
+
+
+# In the schema only (JSON Schema regexes have no inline flags); the validator says it in words
+_HTTP_URL_PATTERN = "^[Hh][Tt][Tt][Pp][Ss]?://"
+_URL_ADVICE = {
+    "url": "send the address of a page on the public internet, or send the page itself as "
+    "'html' or its text as 'text'",
+    "callback_url": "send the address of a webhook receiver on the public internet",
+}
+
+
+def check_fetchable(value: str | None, info: ValidationInfo) -> str | None:
+    """Refuse at once a URL the worker would refuse without resolving it (kernel.addresses)."""
+    if value is None:
+        return None
+    # from the settings, not a validation context: SQLModel's model_validate_json drops it
+    allow_private = get_settings().fetch_allow_private
+    try:
+        vet_url(value, allow_private=allow_private)
+    except URLNotAllowed as exc:
+        field = info.field_name or "url"
+        raise PydanticCustomError(
+            "url_not_allowed",
+            "evenhand will not fetch this address: {reason}; {advice}",
+            {"reason": str(exc), "advice": _URL_ADVICE.get(field, _URL_ADVICE["url"])},
+        ) from None
+    return value
 
 
 class ArticleCreate(ArticleBase):
@@ -32,25 +62,32 @@ class ArticleCreate(ArticleBase):
     url: str | None = Field(
         default=None,
         max_length=2048,
-        pattern=r"^(?i:https?)://",
+        json_schema_extra={"pattern": _HTTP_URL_PATTERN},
         description="An http(s) address the worker fetches (public addresses only)",
     )
-    # `metadata` would shadow SQLModel's own class attribute, hence the alias
     callback_url: str | None = Field(
         default=None,
         max_length=2048,
-        pattern=r"^(?i:https?)://",
+        json_schema_extra={"pattern": _HTTP_URL_PATTERN},
         description="POSTed the finished job, signed (see the README); public addresses only",
     )
+    # `metadata` would shadow SQLModel's own class attribute, hence the alias
     meta: dict[str, Any] | None = Field(
         default=None, alias="metadata", description="Stored and returned as given"
     )
+
+    _urls_are_fetchable = field_validator("url", "callback_url")(check_fetchable)
 
     @model_validator(mode="after")
     def _exactly_one_input(self) -> Self:
         given = [name for name in ("text", "html", "url") if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of 'text', 'html' or 'url'")
+            shown = " and ".join(f"'{name}'" for name in given) if given else "none"
+            raise PydanticCustomError(
+                "one_input",
+                "send exactly one of 'text', 'html' or 'url' (this request has {shown})",
+                {"shown": shown},
+            )
         return self
 
 
@@ -97,7 +134,7 @@ class ArticlePublic(ArticleBase):
     callback_url: str | None = Field(
         default=None,
         max_length=2048,
-        pattern=r"^(?i:https?)://",
+        json_schema_extra={"pattern": _HTTP_URL_PATTERN},
         description="POSTed the finished job, signed (see the README); public addresses only",
     )
     meta: dict[str, Any] | None = Field(alias="metadata")

@@ -141,7 +141,11 @@ def add_job(
             f"The article has {len(raw)} characters; the limit is {settings.max_article_chars}.",
         )
     if json_depth(payload.meta) > settings.max_json_depth:
-        raise Problem(422, f"'metadata' is nested deeper than {settings.max_json_depth} levels.")
+        raise Problem(
+            422,
+            f"'metadata' is nested deeper than {settings.max_json_depth} levels; "
+            "flatten it (EVENHAND_MAX_JSON_DEPTH sets the limit).",
+        )
     assert owner.id is not None
     article = Article(
         owner_id=owner.id,
@@ -176,7 +180,8 @@ def submit_batch(
     if len(payload.articles) > settings.max_batch:
         raise Problem(
             413,
-            f"The batch has {len(payload.articles)} articles; the limit is {settings.max_batch}.",
+            f"The batch has {len(payload.articles)} articles; the limit is {settings.max_batch}: "
+            "split it into several batches.",
         )
     enforce_daily_quota(session, owner, settings, new_jobs=len(payload.articles))
     assert owner.id is not None

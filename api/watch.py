@@ -27,7 +27,7 @@ log = structlog.get_logger(__name__)
 SUBSCRIBED_POLL_INTERVAL = 2.0
 UNSUBSCRIBED_POLL_INTERVAL = 0.1
 MAX_RECONNECT_DELAY = 5.0
-PING_SECONDS = 5.0  # a quiet subscription is checked this often; a dead one ends within 3x
+PING_SECONDS = 5.0  # a quiet subscription is checked this often; a dead one ends within 2x
 
 
 class JobWatch:
@@ -133,22 +133,34 @@ class JobWatch:
 
         Subscribed only once Redis confirms it: announcements made before are not heard. A
         connection can die without a word (a partition, a dropped NAT entry), so a PING goes out
-        whenever nothing came for `ping_seconds`, and the subscription ends when even that gets
-        no answer (redis-py's own health check sends its PING but never checks for the PONG).
+        whenever nothing came for `ping_seconds`, and the subscription ends when that PING has
+        had no answer for `ping_seconds` (redis-py's own health check sends its PING but never
+        checks for the PONG).
+
+        A busy process must not pass for a dead connection. Two things made it look dead: the
+        deadline counted from the last message, so one wake-up of the event loop late by more
+        than `ping_seconds` ended the subscription before any PING went out; and when the loop
+        had been held up past a read's timeout, the PONG that arrived meanwhile and the timeout
+        became due in the same loop turn, and the timeout cancels the read that the PONG had
+        just woken. So the deadline counts from the PING, and before the verdict one read
+        without waiting takes what the loop has already received.
         """
-        heard = time.monotonic()
+        ping_sent: float | None = None  # when the PING now unanswered went out
         while True:
             message = await pubsub.get_message(timeout=self.ping_seconds)
+            if message is None and ping_sent is not None:
+                message = await pubsub.get_message(timeout=0)
             now = time.monotonic()
             if message is not None:
-                heard = now
+                ping_sent = None  # any message, the PONG included, shows the connection works
                 if message["type"] == "subscribe":
                     self._cache.start_serving()
                     self.subscribed = True
                     self._subscribed_gauge.set(1)
                 elif message["type"] == "message":
                     self._changed(message["data"].decode())
-            elif now - heard > 2 * self.ping_seconds:
-                raise ConnectionError(f"no answer from Redis for {now - heard:.0f} s")
-            elif now - heard >= self.ping_seconds:
+            elif ping_sent is None:
                 await pubsub.ping()
+                ping_sent = now
+            elif now - ping_sent >= self.ping_seconds:
+                raise ConnectionError(f"no answer to a PING for {now - ping_sent:.1f} s")

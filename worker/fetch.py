@@ -1,12 +1,10 @@
 """Fetch a user-submitted article URL without letting it reach the worker's own network (SSRF).
 
-The URL is untrusted, and so is every redirect it leads to. Each hop goes through `check_url`'s
-rules: http(s) only, no userinfo, a host that is not `localhost`, and every address the host
-resolves to (or is, for numeric hosts in any encoding `inet_aton` accepts) must be a public
-unicast address. IPv6 addresses that embed an IPv4 address (IPv4-mapped, IPv4-compatible, 6to4,
-Teredo, NAT64 `64:ff9b::/96`) are judged by the embedded address too.
-`allow_private` (tests only) opens loopback and private ranges, never cloud metadata,
-unspecified, multicast, link-local or reserved addresses.
+The URL is untrusted, and so is every redirect it leads to. Each hop goes through `check_url`:
+the rules of `kernel.addresses` (http(s) only, no userinfo, no `localhost`, a numeric host must
+be a public unicast address), and then every address a host name resolves to must pass the same
+address rules. `allow_private` (tests only) opens loopback and private ranges, never cloud
+metadata, unspecified, multicast, link-local or reserved addresses.
 
 DNS rebinding: the address we check is the address we connect to. Each hop's request is sent to
 the checked IP itself (`http://93.184.216.34:8080/path`) with the original `Host` header and, for
@@ -28,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import re
 import socket
 import ssl
 import threading
@@ -38,9 +35,8 @@ from typing import Any
 
 import httpx
 
+from kernel.addresses import IPAddress, URLNotAllowed, address_problem, vet_url
 from worker.errors import PipelineError
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
@@ -60,32 +56,7 @@ class Fetched:
     text: str  # decoded body
 
 
-_ALLOWED_SCHEMES = ("http", "https")
 _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
-
-# Refused even with allow_private: cloud instance metadata (AWS/GCP/Azure, AWS IPv6, Alibaba).
-_METADATA = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
-)
-# What allow_private opens up (tests reach a loopback server this way): loopback and private
-# ranges only. Never metadata, unspecified, multicast, link-local or reserved addresses.
-_PRIVATE_OK = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "127.0.0.0/8",
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "100.64.0.0/10",
-        "::1/128",
-        "fc00::/7",
-    )
-)
-_SHARED = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_IPV4_COMPAT = ipaddress.ip_network("::/96")
-
-_NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]*")
 
 
 @dataclass(frozen=True)
@@ -125,83 +96,18 @@ def fetch_article(url: str, policy: FetchPolicy) -> Fetched:
 
 def _vet(url: str | httpx.URL, policy: FetchPolicy, deadline: float) -> _Target:
     try:
-        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise PipelineError("url_not_allowed", "the URL is malformed") from exc
-    if parsed.scheme not in _ALLOWED_SCHEMES:
-        raise PipelineError("url_not_allowed", "only http and https URLs are allowed")
-    if parsed.userinfo:
-        raise PipelineError(
-            "url_not_allowed", "credentials (user:pass@) in the URL are not allowed"
-        )
-    try:
-        host = parsed.raw_host.decode("ascii")
-    except UnicodeDecodeError as exc:  # pragma: no cover - httpx IDNA-encodes hosts
-        raise PipelineError("url_not_allowed", "the host name is malformed") from exc
-    if not host:
-        raise PipelineError("url_not_allowed", "the URL has no host")
-
-    bare = host.rstrip(".").lower()
-    if bare == "localhost" or bare.endswith(".localhost"):
-        raise PipelineError("url_not_allowed", f"host {bare!r} is a loopback name")
-
-    literal = _literal_address(host)
-    if literal is not None:
-        addresses = [literal]
-    else:
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        addresses = _resolve(host, port, deadline)
-
-    verb = "is" if literal is not None else "resolves to"
+        vetted = vet_url(url, allow_private=policy.allow_private)
+    except URLNotAllowed as exc:
+        raise PipelineError("url_not_allowed", str(exc)) from exc
+    if vetted.address is not None:
+        return _Target(vetted.url, vetted.host, vetted.address, host_is_literal=True)
+    port = vetted.url.port or (443 if vetted.url.scheme == "https" else 80)
+    addresses = _resolve(vetted.host, port, deadline)
     for address in addresses:
-        problem = _address_problem(address, policy.allow_private)
+        problem = address_problem(address, policy.allow_private)
         if problem is not None:
-            raise PipelineError("url_not_allowed", f"host {host!r} {verb} {problem}")
-    return _Target(url=parsed, host=host, address=addresses[0], host_is_literal=literal is not None)
-
-
-def _literal_address(host: str) -> IPAddress | None:
-    """The address a numeric host denotes, in every form `inet_aton` (and so getaddrinfo) takes:
-    `127.0.0.1`, `127.1`, `2130706433`, `0x7f000001`, `0177.0.0.1`, a trailing dot, or IPv6.
-    A host whose last label is numeric but is no valid address is refused, never resolved."""
-    if ":" in host:  # httpx hands IPv6 literals over without brackets
-        if "%" in host:
-            raise PipelineError("url_not_allowed", "scoped IPv6 addresses are not allowed")
-        try:
-            return ipaddress.IPv6Address(host)
-        except ValueError as exc:
-            raise PipelineError("url_not_allowed", "the IPv6 address is malformed") from exc
-    bare = host[:-1] if host.endswith(".") else host
-    labels = bare.split(".")
-    if not _NUMERIC_LABEL.fullmatch(labels[-1]):
-        return None  # a host name
-    value = _inet_aton(labels)
-    if value is None:
-        raise PipelineError("url_not_allowed", f"host {host!r} is a malformed numeric address")
-    return ipaddress.IPv4Address(value)
-
-
-def _inet_aton(labels: list[str]) -> int | None:
-    if not 1 <= len(labels) <= 4:
-        return None
-    parts = []
-    for label in labels:
-        try:
-            if label[:2].lower() == "0x":
-                parts.append(int(label[2:], 16))
-            elif len(label) > 1 and label.startswith("0"):
-                parts.append(int(label[1:], 8))
-            else:
-                parts.append(int(label, 10))
-        except ValueError:
-            return None
-    *head, last = parts
-    if any(p > 255 for p in head) or last >= 256 ** (4 - len(head)):
-        return None
-    value = 0
-    for p in head:
-        value = value << 8 | p
-    return value << 8 * (4 - len(head)) | last
+            raise PipelineError("url_not_allowed", f"host {vetted.host!r} resolves to {problem}")
+    return _Target(vetted.url, vetted.host, addresses[0], host_is_literal=False)
 
 
 def _resolve(host: str, port: int, deadline: float) -> list[IPAddress]:
@@ -241,60 +147,6 @@ def _resolve(host: str, port: int, deadline: float) -> list[IPAddress]:
     if not addresses:
         raise PipelineError("url_unresolvable", f"host {host!r} has no IP address")
     return addresses
-
-
-def _address_problem(address: IPAddress, allow_private: bool) -> str | None:
-    """Why `address` may not be fetched from ("a private address"), or None if it may."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded, judged_by_embedded = _embedded_ipv4(address)
-        for inner in embedded:
-            problem = _address_problem(inner, allow_private)
-            if problem is not None:
-                return f"{problem} embedded in an IPv6 address"
-        if embedded and judged_by_embedded:
-            return None  # mapped / NAT64: the packets go to the (acceptable) IPv4 address
-    if address in _METADATA:
-        return "a cloud metadata address"
-    if address.is_unspecified:
-        return "an unspecified address"
-    if address.is_multicast:
-        return "a multicast address"
-    if allow_private and any(address in net for net in _PRIVATE_OK):
-        return None
-    if address.is_loopback:
-        return "a loopback address"
-    if address.is_link_local:
-        return "a link-local address"
-    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
-        return "a site-local address"
-    if address in _SHARED:
-        return "a shared address space (100.64.0.0/10) address"
-    if address.is_private:
-        return "a private address"
-    if address.is_reserved:
-        return "a reserved address"
-    if not address.is_global:
-        return "a non-global address"
-    return None
-
-
-def _embedded_ipv4(
-    address: ipaddress.IPv6Address,
-) -> tuple[list[ipaddress.IPv4Address], bool]:
-    """IPv4 addresses inside an IPv6 one, and whether the IPv4 address alone decides (mapped and
-    NAT64 addresses are just another spelling of it; 6to4, Teredo and IPv4-compatible addresses
-    must pass the IPv6 checks as well)."""
-    if address.ipv4_mapped is not None:
-        return [address.ipv4_mapped], True
-    if address in _NAT64:
-        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)], True
-    if address.sixtofour is not None:
-        return [address.sixtofour], False
-    if address.teredo is not None:
-        return list(address.teredo), False
-    if address in _IPV4_COMPAT and int(address) > 1:  # ::a.b.c.d (not :: or ::1)
-        return [ipaddress.IPv4Address(int(address))], False
-    return [], False
 
 
 # --- HTTP -----------------------------------------------------------------------------------

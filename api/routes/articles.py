@@ -61,14 +61,14 @@ async def parse_submission(request: Request, settings: SettingsDep) -> ArticleCr
         if content_type == "application/json":
             return ArticleCreate.model_validate_json(body)
         text = body.decode("utf-8")
+        title = request.query_params.get("title")
+        if content_type == "text/html":
+            return ArticleCreate(html=text, title=title)
+        return ArticleCreate(text=text, title=title)
     except ValidationError as exc:
         raise invalid_body(exc, "article") from None
     except UnicodeDecodeError:
         raise Problem(400, "The body is not valid UTF-8 text.") from None
-    title = request.query_params.get("title")
-    if content_type == "text/html":
-        return ArticleCreate(html=text, title=title)
-    return ArticleCreate(text=text, title=title)
 
 
 @router.post(

@@ -1,12 +1,16 @@
 """Hostile callers and hostile articles: keys, tenant isolation, limits and quotas, malformed
 input, prompt injection. Through the real API and worker, on SQLite and PostgreSQL."""
 
+import json
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
 
 import httpx
 import pytest
+import requests
 
 from testkit.fixtures import fresh_text
 from testkit.stack import Stack
@@ -184,3 +188,110 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(stack: Stack
         capture_output=True, text=True, timeout=600, cwd=stack.log_dir,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-6000:]
+
+
+OVERSIZED = b"x" * 12_000_000  # six times EVENHAND_MAX_BODY_BYTES's default
+
+
+def _oversized_with_curl(stack: Stack) -> tuple[int, str]:
+    done = subprocess.run(
+        ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST", "--data-binary", "@-",
+         "-H", f"Authorization: Bearer {stack.key}", "-H", "Content-Type: text/plain",
+         f"{stack.api_url}/v1/articles"],
+        input=OVERSIZED, capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    body, _, status = done.stdout.decode().rpartition("\n")
+    return int(status), body
+
+
+def _oversized_with_httpx(stack: Stack) -> tuple[int, str]:
+    with stack.client() as client:
+        response = client.post(
+            "/v1/articles", content=OVERSIZED, headers={"Content-Type": "text/plain"}
+        )
+    return response.status_code, response.text
+
+
+def _oversized_with_urllib(stack: Stack) -> tuple[int, str]:
+    request = urllib.request.Request(
+        f"{stack.api_url}/v1/articles",
+        data=OVERSIZED,
+        headers={"Authorization": f"Bearer {stack.key}", "Content-Type": "text/plain"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def _oversized_with_requests(stack: Stack) -> tuple[int, str]:
+    response = requests.post(
+        f"{stack.api_url}/v1/articles",
+        data=OVERSIZED,
+        headers={"Authorization": f"Bearer {stack.key}", "Content-Type": "text/plain"},
+        timeout=60,
+    )
+    return response.status_code, response.text
+
+
+@pytest.mark.parametrize(
+    "send",
+    [_oversized_with_curl, _oversized_with_httpx, _oversized_with_urllib, _oversized_with_requests],
+    ids=["curl", "httpx", "urllib", "requests"],
+)
+def test_every_client_reads_the_413_of_an_oversized_body(stack: Stack, send) -> None:  # type: ignore[no-untyped-def]
+    status, body = send(stack)
+    assert status == 413
+    assert "larger than 2000000 bytes" in json.loads(body)["detail"]
+
+
+REFUSED_AT_SUBMIT = [
+    ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
+    ("http://2852039166/", "cloud metadata address"),  # 169.254.169.254 as one number
+    ("http://[::ffff:169.254.169.254]/", "cloud metadata address embedded"),
+    ("http://localhost:22/", "loopback name"),
+    ("http://user:pw@example.com/", "credentials"),
+    ("http://224.0.0.1/", "multicast address"),
+    ("file:///etc/passwd", "only http and https"),
+]
+
+
+def _says_what_to_fix(response: httpx.Response, words: str) -> None:
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    detail = response.json()["detail"]
+    assert words in detail and "public internet" in detail, detail
+    assert "pattern" not in detail and "(?i" not in detail, detail
+
+
+@pytest.mark.parametrize(("url", "words"), REFUSED_AT_SUBMIT)
+def test_a_url_never_fetchable_is_refused_at_submit_in_words(
+    stack: Stack, url: str, words: str
+) -> None:
+    with stack.client() as client:
+        _says_what_to_fix(client.post("/v1/articles", json={"url": url}), words)
+        _says_what_to_fix(
+            client.post("/v1/articles", json={"text": "A sentence.", "callback_url": url}), words
+        )
+        batch = {"articles": [{"text": "A sentence."}, {"url": url}]}
+        _says_what_to_fix(client.post("/v1/batches", json=batch), words)
+        assert "articles[1].url" in client.post("/v1/batches", json=batch).json()["detail"]
+
+
+def test_allow_private_lets_loopback_through_at_submit(stack: Stack) -> None:
+    # the stack runs with EVENHAND_FETCH_ALLOW_PRIVATE=true, as development does
+    with stack.client() as client:
+        response = client.post("/v1/articles", json={"url": "http://127.0.0.1:9/none"})
+    assert response.status_code == 202, response.text
+    job = stack.wait_job(response.json()["job_id"])
+    assert job["status"] == "failed" and job["error"]["code"] == "fetch_failed"
+
+
+def test_a_bad_idempotency_key_is_named_in_words(stack: Stack) -> None:
+    with stack.client() as client:
+        response = client.post(
+            "/v1/articles", json={"text": "A sentence."}, headers={"Idempotency-Key": "k" * 201}
+        )
+    assert response.status_code == 422
+    assert "the Idempotency-Key header is longer than 200 characters" in response.json()["detail"]

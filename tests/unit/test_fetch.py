@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kernel.addresses import URLNotAllowed, vet_url
 from worker.errors import PipelineError
 from worker.fetch import Fetched, FetchPolicy, check_url, fetch_article
 
@@ -384,6 +385,25 @@ def test_allow_private_never_allows_metadata_unspecified_multicast(url: str) -> 
 def test_allow_private_allows_loopback_and_private_ranges() -> None:
     for url in ["http://127.0.0.1/", "http://[::1]/", "http://10.0.0.1/", "http://[fc00::1]/"]:
         check_url(url, LOCAL)
+        vet_url(url, allow_private=True)  # the API's check at submit agrees
+
+
+@pytest.mark.parametrize("url", REFUSED)
+def test_the_api_refuses_at_submit_what_the_worker_refuses_without_dns(url: str) -> None:
+    """One owner for the rules: the API's check (kernel.addresses, no network) refuses every
+    URL the worker refuses before resolving anything, with the same words."""
+    with pytest.raises(URLNotAllowed) as at_submit:
+        vet_url(url)
+    assert str(at_submit.value) == error_of(url).message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://169.254.169.254/", "http://0xa9fea9fe/", "http://[::ffff:169.254.169.254]/"],
+)
+def test_allow_private_at_submit_still_refuses_metadata(url: str) -> None:
+    with pytest.raises(URLNotAllowed, match="metadata"):
+        vet_url(url, allow_private=True)
 
 
 # --- DNS --------------------------------------------------------------------------------------
