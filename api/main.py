@@ -24,9 +24,10 @@ from api.deps import KeyCache
 from api.errors import install_error_handlers
 from api.job_cache import JobCache
 from api.limits import RateLimiter
-from api.routes import articles, batches, health, jobs, pages
+from api.routes import articles, batches, health, jobs, pages, stories
 from api.routes.pages import STATIC_DIR
 from api.schemas import ArticleCreate, BatchCreate
+from api.stories import StoryCreate
 from api.watch import JobWatch
 from kernel.config import get_settings
 from kernel.logging import configure_logging
@@ -74,6 +75,7 @@ def create_app() -> FastAPI:
     app.include_router(articles.router)
     app.include_router(jobs.router)
     app.include_router(batches.router)
+    app.include_router(stories.router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -186,7 +188,11 @@ def openapi_with_hand_parsed_bodies(app: FastAPI) -> dict[str, Any]:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         _, extra = models_json_schema(
-            [(ArticleCreate, "validation"), (BatchCreate, "validation")],
+            [
+                (ArticleCreate, "validation"),
+                (BatchCreate, "validation"),
+                (StoryCreate, "validation"),
+            ],
             ref_template="#/components/schemas/{model}",
         )
         schema.setdefault("components", {}).setdefault("schemas", {}).update(extra["$defs"])

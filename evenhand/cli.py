@@ -391,6 +391,104 @@ def submit(
         raise typer.Exit(1)
 
 
+def render_story(story: dict[str, Any]) -> None:
+    out = Console()
+    color = {"succeeded": "green", "failed": "red"}.get(story["status"], "bold")
+    out.print(f"story {story['id']} [{color}]{story['status']}[/{color}]")
+    for article in story["articles"]:
+        name = article["source"] or article["title"] or article["article_id"]
+        error = article.get("error")
+        why = f": {error['code']}: {error['message']}" if error else ""
+        out.print(
+            f"  {article['position'] + 1}. {escape(str(name))} · {article['status']}{escape(why)}"
+        )
+    if story.get("error"):
+        out.print(
+            f"[red]{escape(story['error']['code'])}[/red]: {escape(story['error']['message'])}"
+        )
+    result = story.get("result")
+    if not result:
+        return
+    grounding = result["grounding"]
+    out.print(
+        f"[bold]{result['method']}[/bold] · {result['provider']} / {result['model']} · "
+        f"quotes verified {grounding['verified']}/{grounding['quotes']}"
+    )
+    out.print(f"\n[bold]Synthesis[/bold]\n{escape(result['synthesis'])}\n")
+    number = {o["article_id"]: i + 1 for i, o in enumerate(result["outlets"])}
+    for cluster in result["clusters"]:
+        outlets = ", ".join(str(number[a]) for a in cluster["article_ids"])
+        out.print(
+            f"[bold]{cluster['id']}. {escape(cluster['claim'])}[/bold]  [dim](articles {outlets})[/dim]"
+        )
+        for member in cluster["members"]:
+            for quote in member["quotes"]:
+                mark = "[green]✓[/green]" if quote["verified"] else "[yellow]?[/yellow]"
+                out.print(f"   {mark} {number[member['article_id']]}: “{escape(quote['quote'])}”")
+    for item in result["contradictions"]:
+        first, second = item["clusters"]
+        out.print(f"[red]contradiction[/red] {first} × {second}: {escape(item['explanation'])}")
+
+
+@app.command()
+def story(
+    sources: Annotated[list[str], typer.Argument(help="Two or more files or URLs about one event")],
+    title: Annotated[str | None, typer.Option(max=1000, help="The story's title")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the comparison and show it")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a rendering")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(min=1, max=86400, help="Seconds to wait at most with --wait")
+    ] = 600,
+    api_url: ApiUrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Submit several articles about one event and compare them: shared, unique and contradicting
+    claims, and a synthesis that attributes each."""
+    from evenhand.client import ApiError
+
+    if len(sources) < 2:
+        console.print("[red]Give at least two articles to compare.[/red]")
+        raise typer.Exit(2)
+    if "-" in sources:
+        console.print("[red]A story reads files or URLs, not standard input.[/red]")
+        raise typer.Exit(2)
+    try:
+        body = {"title": title, "articles": [_submission(source) for source in sources]}
+    except OSError as exc:
+        console.print(
+            f"[red]Cannot read {escape(str(exc.filename))}: {escape(exc.strerror or '')}[/red]"
+        )
+        raise typer.Exit(2) from None
+    client = _client(api_url, key)
+    try:
+        accepted = client.submit_story(body)
+        story_id = str(accepted["story_id"])
+        found = client.story(story_id)
+        if wait:
+            deadline = time.monotonic() + timeout
+            with console.status(found["status"]) as shown:
+                while found["status"] not in ("succeeded", "failed"):
+                    if time.monotonic() >= deadline:
+                        break
+                    found = client.story(
+                        story_id, wait=min(20, max(1, deadline - time.monotonic()))
+                    )
+                    shown.update(found["status"])
+    except ApiError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+    if as_json or not wait:
+        print(json.dumps(found if wait else accepted, indent=2, ensure_ascii=False))
+    else:
+        render_story(found)
+    if wait and found["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
 @app.command()
 def status(
     job_id: uuid.UUID,

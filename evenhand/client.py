@@ -64,3 +64,16 @@ class Client:
 
     def retry(self, job_id: str) -> dict[str, Any]:
         return self._request("POST", f"/v1/jobs/{job_id}/retry")
+
+    def submit_story(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "/v1/stories", json=body)
+
+    def story(self, story_id: str, wait: float = 0) -> dict[str, Any]:
+        params = {"wait": wait} if wait else None
+        return self._request("GET", f"/v1/stories/{story_id}", params=params)
+
+    def stories(self, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return self._request("GET", "/v1/stories", params=params)

@@ -12,6 +12,7 @@ from kernel.logging import configure_logging
 
 SUMMARIZE_TASK = "evenhand.summarize_job"
 WEBHOOK_TASK = "evenhand.deliver_webhook"
+COMPARE_STORY_TASK = "evenhand.compare_story"
 
 
 def create_celery_app(settings: Settings) -> Celery:

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     daily_tokens: int = 5_000_000  # LLM tokens (prompt + completion) per UTC day
     max_json_depth: int = 32  # nesting of a JSON body (metadata included)
     max_batch: int = 100  # articles in one POST /v1/batches
+    max_story_articles: int = Field(10, ge=2)  # articles in one POST /v1/stories
     max_body_bytes: int = 2_000_000
     max_article_chars: int = 500_000
 

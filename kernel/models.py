@@ -144,6 +144,55 @@ class Result(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
+# --- stories --------------------------------------------------------------------------------------
+
+
+class StoryStatus(StrEnum):
+    waiting = "waiting"  # its articles' jobs are running
+    comparing = "comparing"  # every job ended: the comparison is queued or running
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+FINISHED_STORY_STATUSES = frozenset({StoryStatus.succeeded, StoryStatus.failed})
+
+
+class Story(SQLModel, table=True):
+    """Several articles about one event, compared once each article's job has ended (its state
+    machine: kernel.stories; its result document's shape: kernel.schemas.StoryResultPublic)."""
+
+    __tablename__ = "story"
+    __table_args__ = (
+        sa.Index("ix_story_owner_created", "owner_id", "created_at"),
+        sa.Index("ix_story_status_lease", "status", "lease_expires_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: int = Field(foreign_key="api_key.id")
+    title: str | None = Field(default=None, max_length=1000)
+    status: StoryStatus = Field(default=StoryStatus.waiting, sa_type=sa.String(16))
+    attempts: int = 0  # claims of the comparison
+    error_code: str | None = Field(default=None, max_length=64)
+    error_message: str | None = Field(default=None, sa_type=sa.Text)
+    lease_token: uuid.UUID | None = Field(default=None)
+    lease_expires_at: datetime | None = _timestamp()
+    published_at: datetime | None = _timestamp()
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    finished_at: datetime | None = _timestamp()
+    document: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class StoryArticle(SQLModel, table=True):
+    """One article of a story, with the job that analyses it for the story."""
+
+    __tablename__ = "story_article"
+
+    story_id: uuid.UUID = Field(foreign_key="story.id", primary_key=True)
+    position: int = Field(primary_key=True)
+    job_id: uuid.UUID = Field(foreign_key="job.id", index=True)
+    article_id: uuid.UUID = Field(foreign_key="article.id")
+
+
 # --- idempotency ----------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from kernel.metrics import JOBS_FINISHED
 from kernel.models import Article, Job
 from kernel.results import reusable_result, store_result
 from kernel.schemas import ResultPublic, UsagePublic
+from kernel.stories import story_job_ended
 from worker.drafting import labels
 from worker.errors import PipelineError
 from worker.lease import LeaseKeeper
@@ -169,6 +170,8 @@ def run_job(
     finally:
         # finished, or given up to a canceler or another worker: either way, waiters read again
         announce_job(settings, job_id)
+        # the last job of a story to end starts its comparison
+        story_job_ended(settings, job_id)
 
 
 def _run_claimed(job: ClaimedJob, settings: Settings, leases: LeaseKeeper) -> RunOutcome:

@@ -13,6 +13,7 @@ from kernel.db import session_scope
 from kernel.events import announce_job
 from kernel.jobs import forget_publications, publish_waiting, reclaim_expired
 from kernel.models import utcnow
+from kernel.stories import forget_story_publications, sweep_stories
 
 log = structlog.get_logger(__name__)
 
@@ -57,17 +58,30 @@ class Sweeper:
             started = self.broker_lost_since()
             if started and (requeued := forget_publications(session, published_before=started)):
                 log.warning("broker_data_lost", requeued=requeued)
+            if started:
+                forget_story_publications(session, published_before=started)
             reclaimed = reclaim_expired(session, max_attempts=self.settings.max_attempts)
             # before publishing, which may fail: whoever waits on these jobs reads them again
             for job_id in reclaimed.expired:
                 announce_job(self.settings, job_id)
             published = publish_waiting(session, republish_after=self.settings.republish_after)
+            # stories: comparisons to start (every job ended), reclaim or publish again
+            stories = sweep_stories(session, republish_after=self.settings.republish_after)
+            for story_id in stories.changed or []:
+                announce_job(self.settings, story_id)
         if reclaimed.reclaimed or reclaimed.exhausted or published:
             log.info(
                 "sweep",
                 reclaimed=reclaimed.reclaimed,
                 exhausted=reclaimed.exhausted,
                 published=published,
+            )
+        if stories.started or stories.reclaimed or stories.published:
+            log.info(
+                "story_sweep",
+                started=stories.started,
+                reclaimed=stories.reclaimed,
+                published=stories.published,
             )
 
     def _run(self) -> None:

@@ -10,7 +10,7 @@ from celery.exceptions import Retry
 from celery.signals import task_postrun, task_prerun, task_retry, worker_init
 from prometheus_client import start_http_server
 
-from kernel.celery_app import SUMMARIZE_TASK, WEBHOOK_TASK, celery_app
+from kernel.celery_app import COMPARE_STORY_TASK, SUMMARIZE_TASK, WEBHOOK_TASK, celery_app
 from kernel.config import get_settings
 from kernel.jobs import send_webhook
 from kernel.tracing import trace_worker
@@ -18,6 +18,7 @@ from worker.errors import PipelineError
 from worker.lease import LeaseKeeper
 from worker.llm import trace_llm_calls
 from worker.runner import run_job
+from worker.stories import run_story
 from worker.sweeper import Sweeper
 from worker.webhooks import DeliveryFailed, deliver
 
@@ -107,6 +108,15 @@ _webhook_settings = get_settings()
 def deliver_webhook(job_id: str) -> None:
     """POST a finished job to its callback URL; a DeliveryFailed is retried with backoff."""
     deliver(uuid.UUID(job_id), get_settings())
+
+
+# Like a job's: the task id is the story id; a failed comparison ends its task as FAILURE.
+@celery_app.task(name=COMPARE_STORY_TASK, throws=(PipelineError,))
+def compare_story(story_id: str) -> None:
+    """Compare the articles of story `story_id` (re-read from the database)."""
+    failure = run_story(uuid.UUID(story_id), get_settings())
+    if failure is not None:
+        raise failure
 
 
 class SweeperStep(bootsteps.StartStopStep):

@@ -120,6 +120,7 @@ def test_stored_results_are_carried_over_both_ways(tmp_path: Path) -> None:
         ("Not there", False),
     ]
     assert result["usage"] == {"prompt_tokens": 10, "completion_tokens": 5, "llm_calls": 1}
-    assert result["grounding"] == {"quotes": 2, "verified": 1}
+    assert (result["grounding"]["quotes"], result["grounding"]["verified"]) == (2, 1)
+    assert result["grounding"]["supports"] == 0  # not judged then: the field's default
     assert result["cleaning"] == {"chars_in": 30, "chars_kept": 20, "lines_removed": 3}
     assert json.loads(counts) == [1, 1, 2]  # and back again

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.chunking import Chunk, estimate_tokens, split_into_chunks
+from worker.chunking import Chunk, _sentences, estimate_tokens, split_into_chunks
 
 # --------------------------------------------------------------------------------------------
 # Helpers
@@ -393,9 +393,8 @@ def first_unit_end(text: str, pos: int, max_tokens: int) -> int:
     paragraph_end = len(text) if paragraph_end < 0 else paragraph_end
     if estimate_tokens(text[pos:paragraph_end]) <= max_tokens:
         return paragraph_end
-    m = re.compile(r"[.!?][\"”]?(?=\s|$)").search(text, pos)
-    assert m
-    return m.end()
+    # its first sentence as the chunker finds sentences (sentencex)
+    return _sentences(text, pos, paragraph_end)[0][1]
 
 
 @settings(max_examples=50, deadline=None)

@@ -49,7 +49,9 @@ def test_flower_requires_basic_auth_from_the_environment(compose: dict) -> None:
     assert command[:4] == ["celery", "--app", "worker", "flower"]
     assert not [arg for arg in command if "basic-auth" in arg or "FLOWER" in arg]  # not in `ps`
     env = compose["services"]["flower"]["environment"]
-    assert env["FLOWER_BASIC_AUTH"] == "${FLOWER_BASIC_AUTH:?set FLOWER_BASIC_AUTH to user:password}"
+    assert (
+        env["FLOWER_BASIC_AUTH"] == "${FLOWER_BASIC_AUTH:?set FLOWER_BASIC_AUTH to user:password}"
+    )
 
 
 def test_secrets_come_from_the_environment(compose: dict) -> None:
