@@ -1,4 +1,5 @@
-"""The web page: submit an article or a URL, watch it live, read and reopen results (api/static/)."""
+"""The web pages: submit an article or a URL, or several as a story, watch them live, read and
+reopen results (api/static/)."""
 
 from pathlib import Path
 
@@ -12,5 +13,11 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/")
 def index() -> FileResponse:
-    """The single page of the web interface."""
+    """The single-article page of the web interface."""
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+@router.get("/story")
+def story() -> FileResponse:
+    """The story page: several articles about one event compared."""
+    return FileResponse(STATIC_DIR / "story.html", media_type="text/html")

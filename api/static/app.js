@@ -1,12 +1,24 @@
 // evenhand's web page: submit an article, watch its job live, render the result; the open job
 // lives in the URL (#job=<id>) so a reload or a shared link reopens it.
 // Every piece of API data is rendered with textContent / text nodes: article text is untrusted.
-"use strict";
+import {
+  $,
+  ApiError,
+  UUID as JOB_ID,
+  api,
+  currentKey,
+  element,
+  fromHash,
+  headers,
+  keyInput,
+  quoteSign,
+  rememberKey,
+  setStatus,
+  showError,
+  when,
+} from "./common.js";
 
-const $ = (id) => document.getElementById(id);
 const FINISHED = new Set(["succeeded", "failed", "canceled"]);
-const KEY_STORAGE = "evenhand.key";
-const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const RECENT_PAGE = 10;
 const SUPPORT_HELP = {
   supports: "the quote supports the claim",
@@ -14,66 +26,16 @@ const SUPPORT_HELP = {
   unrelated: "the quote does not bear on the claim",
 };
 
-const keyInput = $("api-key");
-try {
-  keyInput.value = localStorage.getItem(KEY_STORAGE) || "";
-} catch (_) {
-  // storage may be disabled (private mode, file policy): the field still works
-}
-
-function rememberKey(key) {
-  try {
-    localStorage.setItem(KEY_STORAGE, key);
-  } catch (_) {
-    // not fatal
-  }
-}
-
 // The job on screen: its id and the controller that stops following it when another opens.
 const view = { jobId: null, controller: null };
 // article id -> the label shown for it (its title, else its URL or first line)
 const labels = new Map();
 
-function headers(json) {
-  const h = { Authorization: `Bearer ${keyInput.value.trim()}`, Accept: "application/json" };
-  if (json) h["Content-Type"] = "application/json";
-  return h;
-}
-
-// `kind` "notice" asks for something (the key) rather than reporting a failure.
-function showError(message, kind = "error") {
-  const box = $("error");
-  box.textContent = message || "";
-  box.className = kind;
-  box.hidden = !message;
-}
-
-function setStatus(status) {
-  const el = $("status");
-  el.textContent = status;
-  el.dataset.status = status;
-}
-
-// A failed request: the API answers RFC 9457 problem+json; `detail` says what is wrong.
-class ApiError extends Error {
-  constructor(status, body) {
-    super((body && (body.detail || body.title)) || `HTTP ${status}`);
-    this.status = status;
-  }
-}
-
-async function api(path, options = {}) {
-  const response = await fetch(path, { headers: headers(false), ...options });
-  const body = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, body);
-  return body;
-}
-
 const jobPath = (jobId) => `/v1/jobs/${encodeURIComponent(jobId)}`;
 const articlePath = (articleId) => `/v1/articles/${encodeURIComponent(articleId)}`;
 
 function jobFromHash() {
-  return new URLSearchParams(window.location.hash.slice(1)).get("job");
+  return fromHash("job");
 }
 
 // Server-sent events read with fetch() (an EventSource cannot send the Authorization header).
@@ -205,19 +167,9 @@ function selectPoint(index) {
   if (first) first.scrollIntoView({ block: "center", behavior: "smooth" });
 }
 
-function element(tag, className, text) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
-
 function renderEvidence(ev) {
   const li = element("li", ev.verified ? "verified" : "unverified");
-  const sign = element("span", "sign", ev.verified ? "✓" : "?");
-  sign.title = ev.verified ? "found in the article" : "not found in the article";
-  sign.setAttribute("aria-label", sign.title);
-  li.append(sign, element("q", "", ev.quote || ""));
+  li.append(quoteSign(ev.verified), element("q", "", ev.quote || ""));
   // `support` (does the quote back the claim?) may be absent from a result; null shows nothing
   if (typeof ev.support === "string" && ev.support) {
     const known = Object.hasOwn(SUPPORT_HELP, ev.support);
@@ -275,11 +227,6 @@ function rememberLabel(article) {
   // an article not cleaned yet may get a better label later
   if (label.given || article.url || article.clean_text) labels.set(article.id, label);
   return label;
-}
-
-function when(timestamp) {
-  const date = new Date(timestamp);
-  return Number.isNaN(date.getTime()) ? "" : date.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
 }
 
 function renderHead(article) {
@@ -371,7 +318,7 @@ async function openJob(jobId) {
     showError(`"${jobId}" in this link is not a job id.`);
     return;
   }
-  if (!keyInput.value.trim()) {
+  if (!currentKey()) {
     setStatus("idle");
     showError(`Enter your API key to open job ${jobId}.`, "notice");
     keyInput.focus();
@@ -474,7 +421,7 @@ async function loadRecent(more = false) {
   const list = $("recent-jobs");
   const empty = $("recent-empty");
   const button = $("recent-more");
-  if (!keyInput.value.trim()) {
+  if (!currentKey()) {
     list.replaceChildren();
     button.hidden = true;
     empty.textContent = "Enter your API key to see its jobs.";
@@ -513,7 +460,7 @@ $("recent-more").addEventListener("click", () => loadRecent(true));
 
 $("key-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  const key = keyInput.value.trim();
+  const key = currentKey();
   if (!key) {
     showError("Enter your API key.");
     keyInput.focus();
@@ -529,7 +476,7 @@ $("key-form").addEventListener("submit", (event) => {
 $("submit-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   showError("");
-  const key = keyInput.value.trim();
+  const key = currentKey();
   const title = $("article-title").value.trim();
   const text = $("article-text").value;
   const url = $("article-url").value.trim();
@@ -560,6 +507,8 @@ $("submit-form").addEventListener("submit", async (event) => {
 });
 
 // A reload or a shared link: reopen the job in the URL; else the form, with the key's recent jobs.
+// A story's link belongs to the story page.
 const linkedJob = jobFromHash();
-if (linkedJob) openJob(linkedJob);
-else if (keyInput.value.trim()) $("recent").open = true;
+if (fromHash("story")) window.location.replace(`/story${window.location.hash}`);
+else if (linkedJob) openJob(linkedJob);
+else if (currentKey()) $("recent").open = true;
