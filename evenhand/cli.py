@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.exc import DBAPIError
 
     from evenhand.client import Client
+    from evenhand.embedded import ProcessGroup
     from kernel.config import Settings
 
 # The commands import what they use inside their bodies: a module-level import of the worker (and so
@@ -748,9 +749,18 @@ def up(
         bool,
         typer.Option("--flower-no-auth", help="Run Flower without basic auth (local use only)"),
     ] = False,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="A GGUF model file to serve with llama.cpp's server for the workers "
+            "(default: EVENHAND_LOCAL_MODEL; needs evenhand[local])",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run everything on this machine: Redis (embedded unless REDIS_URL is set), migrations, API,
-    worker and Flower. Ctrl-C stops every process it started."""
+    worker and Flower, and with --model a local LLM. Ctrl-C stops every process it started."""
     import os
     import socket
 
@@ -781,6 +791,10 @@ def up(
     metrics_port = (
         settings.worker_metrics_port if worker_metrics_port is None else worker_metrics_port
     )
+    model = model or settings.local_model
+    if model is not None and (problem := local_model_problem(model)):
+        console.print(f"[red]{escape(problem)}[/red]")
+        raise typer.Exit(2)
     listeners = [
         Listener("the API", port, "--port"),
         Listener("Flower", flower_port, "--flower-port"),
@@ -817,6 +831,8 @@ def up(
         else:
             redis_url = settings.redis_url
         overrides["REDIS_URL"] = redis_url
+        if model is not None:
+            overrides |= start_local_model(group, model, settings, deadline)
         env = child_env(**overrides)
         with database_errors():
             upgrade_to_head()
@@ -852,15 +868,22 @@ def up(
             + (f"   (metrics: http://127.0.0.1:{metrics_port}/metrics)" if metrics_port else "")
             + f"\n  Redis    {redis_url}{' (embedded)' if settings.redis_url is None else ''}\n"
             f"  Database {escape(_safe_database_url(settings))}\n"
-            f"  LLM      {provider}"
             + (
-                " (offline fallback: set OPENAI_API_KEY or OPENAI_BASE_URL for an LLM)"
-                if provider == "extractive"
-                else f" model {escape(settings.model)}"
+                f"  LLM      llama.cpp server {overrides['OPENAI_BASE_URL']}"
+                f" model {escape(overrides['EVENHAND_MODEL'])} ({escape(str(model))})"
+                if model is not None
+                else f"  LLM      {provider}"
+                + (
+                    " (offline fallback: set OPENAI_API_KEY or OPENAI_BASE_URL for an LLM,"
+                    " or run a GGUF model with --model)"
+                    if provider == "extractive"
+                    else f" model {escape(settings.model)}"
+                )
             )
             + "\n  Ctrl-C stops everything. The local API key"
             + (" (the same as last time)" if reused else "")
-            + f", saved in {config_path} for `evenhand submit` and the other client commands:"
+            + f", saved in {config_path} for `evenhand submit` and the other client commands:",
+            soft_wrap=True,  # URLs and paths whole, for copying, whatever the terminal's width
         )
         print(plaintext, flush=True)
         while (exited := group.first_exited()) is None:
@@ -880,6 +903,52 @@ def _safe_database_url(settings: "Settings") -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def local_model_problem(model: Path) -> str | None:
+    """What stops `up --model` from serving this file, in words; None when nothing does."""
+    import importlib.util
+
+    if not model.is_file():
+        return f"No model file at {model}: give --model the path of a .gguf file."
+    with model.open("rb") as head:
+        if head.read(4) != b"GGUF":
+            return f"{model} is not a GGUF model file (llama.cpp's format)."
+    if importlib.util.find_spec("xllamacpp") is None:
+        return "--model needs llama.cpp's server: pip install 'evenhand[local]'."
+    return None
+
+
+def start_local_model(
+    group: "ProcessGroup", model: Path, settings: "Settings", deadline: float
+) -> dict[str, str]:
+    """llama.cpp's server on `model` as one of up's children, once it has loaded the model; the
+    settings that point the workers at it."""
+    import sys
+
+    from evenhand.embedded import child_env, free_port
+    from evenhand.local_llm import health_problem, model_name
+
+    port = free_port()
+    group.start(
+        "the local model server",
+        [sys.executable, "-m", "evenhand.local_llm", "--model", str(model), "--port", str(port),
+         "--slots", str(settings.local_model_slots),
+         "--context", str(settings.local_model_context)],
+        child_env(),
+    )  # fmt: skip
+    group.wait_ready("the local model server", lambda: health_problem(port), deadline)
+    return {
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
+        "OPENAI_API_KEY": "local",  # the server asks for none; the SDK wants one
+        "EVENHAND_PROVIDER": "openai",
+        "EVENHAND_MODEL": model_name(model),
+        # one job per slot: more would wait in the server's queue on their request's timeout
+        "EVENHAND_WORKER_CONCURRENCY": str(settings.local_model_slots),
+        # a model on this machine's CPU answers in minutes, not seconds
+        "EVENHAND_LLM_TIMEOUT": str(max(settings.llm_timeout, 600)),
+        "EVENHAND_JOB_TIME_LIMIT": str(max(settings.job_time_limit, 1800)),
+    }
 
 
 def flower_credentials(settings: "Settings") -> str:

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     response_format: Literal["json_schema", "json_object"] = "json_schema"
     # one more LLM call per article judges whether each verified quote supports its claim
     support_check: bool = True
+    # `evenhand up --model`: a GGUF file served by llama.cpp's server as one of up's children
+    local_model: Path | None = None
+    local_model_slots: int = Field(1, ge=1, le=64)  # requests the server decodes together
+    local_model_context: int = Field(8192, ge=512)  # tokens of context per slot
     token_budget: int = 12_000  # above it, an article goes through map-reduce
     chunk_overlap_tokens: int = 200
     fetch_timeout: float = 15.0

@@ -67,9 +67,9 @@ class DraftPoint(BaseModel):
 
     claim: Sentence = Field(description="The claim, stated neutrally")
     speaker: Short = Field(description='Who holds the claim: "the author", a named source, ...')
-    premises: list[Sentence] = Field(max_length=10, description="The reasons given for the claim")
+    premises: list[Sentence] = Field(max_length=3, description="The reasons given for the claim")
     evidence: list[DraftEvidence] = Field(
-        max_length=10, description="Verbatim quotes from the article"
+        max_length=3, description="Verbatim quotes from the article that support the claim"
     )
 
 
@@ -81,10 +81,13 @@ class SummaryFields(Answer):
     summary: Summary = Field(description="A neutral summary that attributes every opinion")
 
 
+# The lists' bounds are part of the JSON schema: a server that enforces it (llama.cpp's grammar)
+# cannot loop on one list, which small models otherwise do until the output limit. Longer lists
+# in an answer are cut to them (`_filled`), not refused.
 class Draft(SummaryFields):
-    argument_points: list[DraftPoint] = Field(max_length=40)
+    argument_points: list[DraftPoint] = Field(max_length=8)
     loaded_language: list[Short] = Field(
-        max_length=100, description="Loaded or emotive terms used in the article"
+        max_length=12, description="Loaded or emotive terms used in the article"
     )
 
 
@@ -103,9 +106,9 @@ class Usage(BaseModel):
 class MapDraft(Answer):
     """What the LLM returns for one part of a long article (map step)."""
 
-    argument_points: list[DraftPoint] = Field(max_length=40)
+    argument_points: list[DraftPoint] = Field(max_length=8)
     loaded_language: list[Short] = Field(
-        max_length=100, description="Loaded or emotive terms used in this part"
+        max_length=12, description="Loaded or emotive terms used in this part"
     )
 
 
@@ -208,6 +211,12 @@ def _unclosed(text: str, start: int) -> bool:
     return True
 
 
+def _max_items(model: type[BaseModel], name: str) -> int | None:
+    """The most items field `name` of `model` may hold, if it is bounded."""
+    bounds = [m.max_length for m in model.model_fields[name].metadata if hasattr(m, "max_length")]
+    return min(bounds) if bounds else None
+
+
 def _filled(value: Any, model: type[BaseModel], defaulted: list[str]) -> Any:
     """`value` with unknown keys dropped and missing optional fields defaulted (named in
     `defaulted`); lists of points and evidence are filled the same way."""
@@ -225,6 +234,9 @@ def _filled(value: Any, model: type[BaseModel], defaulted: list[str]) -> Any:
             folded = "other"
             defaulted.append("article_type")
         out["article_type"] = folded
+    for name, items in out.items():
+        if isinstance(items, list) and (limit := _max_items(model, name)) is not None:
+            out[name] = items[:limit]
     if isinstance(points := out.get("argument_points"), list):
         out["argument_points"] = [_filled(p, DraftPoint, defaulted) for p in points]
     if isinstance(evidence := out.get("evidence"), list):

@@ -13,6 +13,7 @@ from typing import Any
 PROMPT_VERSION = "summary-v2"
 
 _DELIMITER_LOOKALIKE = re.compile(r"<\s*(/?)\s*article\s*>", re.IGNORECASE)
+_STRAIGHT_PAIR = re.compile(r'"([^"\n]*)"')
 
 Messages = list[dict[str, str]]
 
@@ -25,6 +26,14 @@ def template(part: str) -> str:
 def neutralize_delimiters(text: str) -> str:
     """Replace `<article>`/`</article>` look-alikes with visibly different brackets."""
     return _DELIMITER_LOOKALIKE.sub(lambda m: f"‹{m.group(1)}article›", text)
+
+
+def curly_quotes(text: str) -> str:
+    """Straight double quotes as typographic ones. A quote the model copies then needs no JSON
+    escape: small models under a grammar close the string at the first straight one instead.
+    Grounding normalises quotation marks, so the copied quote still verifies."""
+    paired = _STRAIGHT_PAIR.sub(lambda m: f"“{m.group(1)}”", text)
+    return paired.replace('"', "”")
 
 
 def system_message(language: str | None, part: str = "system") -> dict[str, str]:
@@ -49,7 +58,7 @@ def _user(
     content = template(template_name).format(
         title=neutralize_delimiters(title or "(none)"),
         source=neutralize_delimiters(source or "(none)"),
-        article=neutralize_delimiters(text),
+        article=curly_quotes(neutralize_delimiters(text)),
         **fields,
     )
     return {"role": "user", "content": content}
