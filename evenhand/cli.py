@@ -669,14 +669,15 @@ def evaluate(
         return
     label = labels(settings)
     table = Table(
-        "article", "quotes verified", "loaded terms source → summary", "boilerplate lines",
-        "tokens in / out", "LLM calls", "seconds", "error",
+        "article", "quotes verified", "support ✓ / ~ / ✗", "loaded terms source → summary",
+        "boilerplate lines", "tokens in / out", "LLM calls", "seconds", "error",
         title=f"evenhand eval · {label.provider} / {label.model} / {label.prompt_version}",
     )  # fmt: skip
     for row in rows:
         table.add_row(
             row.article,
             f"{row.verified}/{row.quotes}",
+            f"{row.supports} / {row.partial} / {row.unrelated}",
             f"{row.loaded_in_source} → {row.loaded_in_summary}",
             str(row.lines_removed),
             f"{row.prompt_tokens} / {row.completion_tokens}",

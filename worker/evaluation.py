@@ -208,6 +208,10 @@ class EvalRow:
     error: str = ""
     quotes: int = 0
     verified: int = 0
+    # the support check's verdicts on the verified quotes (the rest were not judged)
+    supports: int = 0
+    partial: int = 0
+    unrelated: int = 0
     loaded_in_source: int = 0
     loaded_in_summary: int = 0
     lines_removed: int = 0
@@ -252,6 +256,12 @@ def evaluate_file(path: Path, settings: Settings, with_gold: bool = False) -> Ev
         row.error = exc.code
     else:
         row.quotes, row.verified = result.grounding.quotes, result.grounding.verified
+        grounding = result.grounding
+        row.supports, row.partial, row.unrelated = (
+            grounding.supports,
+            grounding.partial,
+            grounding.unrelated,
+        )
         row.loaded_in_source = len(result.loaded_language)
         row.loaded_in_summary = len(result.neutrality.summary_loaded_terms)
         row.lines_removed = result.cleaning.lines_removed
@@ -273,7 +283,8 @@ def evaluate_folder(folder: Path, settings: Settings, with_gold: bool = False) -
 def total(rows: list[EvalRow]) -> EvalRow:
     overall = EvalRow(article="overall", error=f"{sum(bool(r.error) for r in rows)} failed")
     for name in (
-        "quotes", "verified", "loaded_in_source", "loaded_in_summary", "lines_removed",
+        "quotes", "verified", "supports", "partial", "unrelated", "loaded_in_source",
+        "loaded_in_summary", "lines_removed",
         "prompt_tokens", "completion_tokens", "llm_calls", "seconds",
     ):  # fmt: skip
         setattr(overall, name, sum(getattr(r, name) for r in rows))
