@@ -76,7 +76,10 @@ def test_llama_cpp_python_gives_a_result_after_one_step_down(stack_on_it: Stack)
     )
     assert job["status"] == "succeeded", job
     result = ResultPublic.model_validate(job["result"])
-    assert result.argument_points and result.grounding.verified > 0
+    assert result.argument_points and result.grounding.quotes > 0
+    # every quote located in the article by our own code (whether this model copied it word for
+    # word varies from run to run: `verified` says which did)
+    assert all(ev.end > ev.start for p in result.argument_points for ev in p.evidence)
     log = (stack_on_it.log_dir / "worker.log").read_text()
     assert log.count('"llm_server_adapted"') == 1  # refused once, remembered after
     assert '"json_object_schema"' in log
