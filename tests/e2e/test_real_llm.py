@@ -21,7 +21,8 @@ from testkit.real_llm import RealLLM, real_llm_server
 from testkit.stack import FakeLLM, Stack, running_stack
 from tests.e2e.test_cli import new_user_env, run_evenhand, start_up, stop_up
 
-pytestmark = pytest.mark.e2e
+# a job on a real model takes minutes on a busy 2-core machine, not the suite's 300 s
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 JOB_SECONDS = 900  # a bound on a slow, shared machine; a job usually takes about a minute
 

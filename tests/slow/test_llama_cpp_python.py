@@ -21,7 +21,7 @@ from testkit.fixtures import fresh_text
 from testkit.real_llm import assembled_model
 from testkit.stack import FakeLLM, Stack, free_port, running_stack, stop_process
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 # the interpreter that has llama-cpp-python[server]: this one unless told otherwise
 PYTHON = os.environ.get("EVENHAND_LLAMA_CPP_PYTHON", sys.executable)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.chunking import Chunk, _sentences, estimate_tokens, split_into_chunks
+from worker.chunking import Chunk, estimate_tokens, split_into_chunks
 
 # --------------------------------------------------------------------------------------------
 # Helpers
@@ -275,15 +275,16 @@ def test_guards_accept_smallest_budget() -> None:
 
 def test_giant_paragraph_is_split_on_sentences() -> None:
     rng = random.Random(3)
-    # without quote marks: sentencex keeps an unbalanced quote's sentences together
-    sentences = [make_sentence(rng, rng.randint(5, 25)).rstrip('"”') for _ in range(300)]
+    sentences = [make_sentence(rng, rng.randint(5, 25)) for _ in range(300)]
     text = " ".join(sentences)  # one paragraph, no line breaks
     max_tokens, overlap = 500, 60
     chunks = split_into_chunks(text, max_tokens, overlap)
     check_invariants(text, chunks, max_tokens, overlap)
     assert len(chunks) > 5
-    sentence_starts = {0} | {m.end() for m in re.finditer(r"[.!?]\s+", text)}
-    sentence_ends = {m.start() + 1 for m in re.finditer(r"[.!?](\s+|$)", text)}
+    sentence_starts = {0} | {m.end() for m in re.finditer(r"[.!?][\"”]?\s+", text)}
+    sentence_ends = {
+        m.start() + len(m.group().rstrip()) for m in re.finditer(r"[.!?][\"”]?(\s+|$)", text)
+    }
     for c in chunks:
         assert c.start in sentence_starts
         assert c.end in sentence_ends
@@ -393,8 +394,9 @@ def first_unit_end(text: str, pos: int, max_tokens: int) -> int:
     paragraph_end = len(text) if paragraph_end < 0 else paragraph_end
     if estimate_tokens(text[pos:paragraph_end]) <= max_tokens:
         return paragraph_end
-    # its first sentence as the chunker finds sentences (sentencex)
-    return _sentences(text, pos, paragraph_end)[0][1]
+    m = re.compile(r"[.!?][\"”]?(?=\s|$)").search(text, pos)
+    assert m
+    return m.end()
 
 
 @settings(max_examples=50, deadline=None)
