@@ -10,8 +10,9 @@ channel, one connection and a dictionary.
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
+from typing import TypeVar
 
 import redis.asyncio
 import structlog
@@ -28,6 +29,8 @@ SUBSCRIBED_POLL_INTERVAL = 2.0
 UNSUBSCRIBED_POLL_INTERVAL = 0.1
 MAX_RECONNECT_DELAY = 5.0
 PING_SECONDS = 5.0  # a quiet subscription is checked this often; a dead one ends within 2x
+
+AnswerT = TypeVar("AnswerT")
 
 
 class JobWatch:
@@ -99,6 +102,26 @@ class JobWatch:
         with suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), min(timeout, self.poll_interval))
         event.clear()
+
+    async def long_poll(
+        self,
+        job_id: object,
+        seconds: float,
+        read: Callable[[bool], Awaitable[AnswerT]],
+        done: Callable[[AnswerT], bool],
+    ) -> AnswerT:
+        """`read(False)`, then `read(True)` (fresh) whenever the job is announced, until `done`
+        says the answer is final or `seconds` pass."""
+        deadline = time.monotonic() + seconds
+        with self.watching(job_id) as changed:
+            answer = await read(False)
+            while not done(answer):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                await self.wait(changed, remaining)
+                answer = await read(True)
+        return answer
 
     def _changed(self, job_id: str) -> None:
         try:

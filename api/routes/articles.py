@@ -1,10 +1,10 @@
 """Submitting and reading articles."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from api.deps import CurrentKeyDep, SessionDep, SettingsDep
 from api.errors import Problem, invalid_body
@@ -12,6 +12,8 @@ from api.schemas import SUBMIT_EXAMPLE, ArticleAccepted, ArticleCreate, ArticleP
 from api.service import read_article, submit_article
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"])
+
+BodyT = TypeVar("BodyT", bound=BaseModel)
 
 _SUBMIT_BODY = {
     "requestBody": {
@@ -47,9 +49,27 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def content_type_of(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_json_body(request: Request, limit: int, model: type[BodyT], what: str) -> BodyT:
+    """A JSON body read as `model`: 415 unless it is JSON, 413 past `limit`, 422 saying what to fix."""
+    content_type = content_type_of(request)
+    if content_type != "application/json":
+        raise Problem(
+            415, f"Send the {what} as application/json (got '{content_type or 'no content type'}')."
+        )
+    body = await read_limited_body(request, limit)
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise invalid_body(exc, what) from None
+
+
 async def parse_submission(request: Request, settings: SettingsDep) -> ArticleCreate:
     """An ArticleCreate from a JSON body, or from a raw text/plain or text/html body."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = content_type_of(request)
     if content_type not in ("application/json", "text/plain", "text/html"):
         raise Problem(
             415,

@@ -4,11 +4,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import ValidationError
 
 from api.deps import CurrentKeyDep, SessionDep, SettingsDep
-from api.errors import Problem, invalid_body
-from api.routes.articles import read_limited_body
+from api.routes.articles import read_json_body
 from api.schemas import BatchCreate, BatchPublic
 from api.service import read_batch, submit_batch
 
@@ -16,16 +14,7 @@ router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
 
 async def parse_batch(request: Request, settings: SettingsDep) -> BatchCreate:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise Problem(
-            415, f"Send the batch as application/json (got '{content_type or 'no content type'}')."
-        )
-    body = await read_limited_body(request, settings.max_body_bytes)
-    try:
-        return BatchCreate.model_validate_json(body)
-    except ValidationError as exc:
-        raise invalid_body(exc, "batch") from None
+    return await read_json_body(request, settings.max_body_bytes, BatchCreate, "batch")
 
 
 @router.post(

@@ -77,15 +77,12 @@ async def get_job(
     ] = 0,
 ) -> Response:
     """A job's status, with its result once it succeeded or its error once it failed."""
-    deadline = time.monotonic() + wait
-    with watch.watching(job_id) as changed:
-        answer = await _answer(owner, job_id, cache)
-        while answer.status not in FINISHED_STATUSES:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            await watch.wait(changed, remaining)
-            answer = await _answer(owner, job_id, cache, fresh=True)
+    answer = await watch.long_poll(
+        job_id,
+        wait,
+        lambda fresh: _answer(owner, job_id, cache, fresh=fresh),
+        lambda answer: answer.status in FINISHED_STATUSES,
+    )
     return Response(answer.body, media_type="application/json")
 
 

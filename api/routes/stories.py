@@ -1,16 +1,13 @@
 """Stories: several articles about one event, compared."""
 
-import time
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentKeyDep, JobWatchDep, SessionDep, SettingsDep
-from api.errors import Problem, invalid_body
-from api.routes.articles import read_limited_body
+from api.routes.articles import read_json_body
 from api.stories import (
     StoryAccepted,
     StoryCreate,
@@ -27,16 +24,7 @@ router = APIRouter(prefix="/v1/stories", tags=["stories"])
 
 
 async def parse_story(request: Request, settings: SettingsDep) -> StoryCreate:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise Problem(
-            415, f"Send the story as application/json (got '{content_type or 'no content type'}')."
-        )
-    body = await read_limited_body(request, settings.max_body_bytes)
-    try:
-        return StoryCreate.model_validate_json(body)
-    except ValidationError as exc:
-        raise invalid_body(exc, "story") from None
+    return await read_json_body(request, settings.max_body_bytes, StoryCreate, "story")
 
 
 @router.post(
@@ -98,14 +86,10 @@ async def get_story(
     ] = 0,
 ) -> StoryPublic:
     """A story's articles and their jobs, then its comparison once every job ended."""
-    deadline = time.monotonic() + wait
     # the worker announces a story's changes on its id, as it does a job's
-    with watch.watching(story_id) as changed:
-        story = await run_in_threadpool(_read_story_once, owner, story_id)
-        while story.status not in FINISHED_STORY_STATUSES:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            await watch.wait(changed, remaining)
-            story = await run_in_threadpool(_read_story_once, owner, story_id)
-    return story
+    return await watch.long_poll(
+        story_id,
+        wait,
+        lambda _fresh: run_in_threadpool(_read_story_once, owner, story_id),
+        lambda story: story.status in FINISHED_STORY_STATUSES,
+    )

@@ -4,22 +4,28 @@
 import {
   $,
   ApiError,
-  UUID as JOB_ID,
   api,
+  canOpen,
   currentKey,
   element,
+  followHash,
   fromHash,
   headers,
-  keyInput,
+  onKeySaved,
   quoteSign,
+  recentEntry,
+  recentPanel,
   rememberKey,
+  requireKey,
   setStatus,
   showError,
+  showFailure,
+  showGrounding,
+  submitForm,
   when,
 } from "./common.js";
 
 const FINISHED = new Set(["succeeded", "failed", "canceled"]);
-const RECENT_PAGE = 10;
 const SUPPORT_HELP = {
   supports: "the quote supports the claim",
   partial: "the quote supports part of the claim",
@@ -258,10 +264,7 @@ function renderHead(article) {
 
 function renderResult(result, article) {
   renderHead(article);
-  const grounding = result.grounding || { quotes: 0, verified: 0 };
-  const badge = $("grounding");
-  badge.textContent = `${grounding.verified}/${grounding.quotes} quotes verified`;
-  badge.className = `badge ${grounding.verified === grounding.quotes ? "ok" : "warn"}`;
+  showGrounding(result);
   $("article-type").textContent = result.article_type || "unknown type";
   $("provider").textContent =
     result.provider === "extractive"
@@ -296,7 +299,7 @@ function showLanding() {
   setStatus("idle");
   showError("");
   document.title = "evenhand — neutral summaries and argument maps";
-  markCurrent();
+  recent.markCurrent();
 }
 
 // Opens a job: shows its status, follows it until it ends, then its result or why it failed.
@@ -312,18 +315,8 @@ async function openJob(jobId) {
   $("job-id").textContent = jobId;
   $("job-line").hidden = false;
   showError("");
-  markCurrent();
-  if (!JOB_ID.test(jobId)) {
-    setStatus("error");
-    showError(`"${jobId}" in this link is not a job id.`);
-    return;
-  }
-  if (!currentKey()) {
-    setStatus("idle");
-    showError(`Enter your API key to open job ${jobId}.`, "notice");
-    keyInput.focus();
-    return;
-  }
+  recent.markCurrent();
+  if (!canOpen("job", jobId)) return;
   setStatus("loading");
   try {
     let job = await api(jobPath(jobId), { signal });
@@ -344,60 +337,24 @@ async function openJob(jobId) {
     }
   } catch (error) {
     if (signal.aborted) return;
-    setStatus("error");
-    showError(error.message);
+    showFailure(error);
   }
 }
 
-// Puts the job in the URL (a new history entry, so Back returns to the previous job) and opens it.
-function goToJob(jobId) {
-  if (jobFromHash() !== jobId) window.history.pushState(null, "", `#job=${encodeURIComponent(jobId)}`);
-  openJob(jobId);
-}
-
-// Back/Forward, or a #job= typed or pasted into the address bar.
-function followUrl() {
-  const jobId = jobFromHash();
-  if (!jobId) {
-    if (view.jobId) showLanding();
-  } else if (jobId !== view.jobId) openJob(jobId);
-}
-window.addEventListener("hashchange", followUrl);
-window.addEventListener("popstate", followUrl);
+const goToJob = followHash("job", () => view.jobId, openJob, showLanding);
 
 // --- recent jobs --------------------------------------------------------------------------------
 
-let recentRound = 0; // a newer listing replaces an older one still loading
-let recentCursor = null;
-
-function markCurrent() {
-  document.querySelectorAll("#recent-jobs a").forEach((a) => {
-    if (a.dataset.job === view.jobId) a.setAttribute("aria-current", "true");
-    else a.removeAttribute("aria-current");
-  });
-}
-
 function recentItem(job) {
-  const li = element("li");
-  const link = element("a", "job-link");
-  link.href = `#job=${encodeURIComponent(job.id)}`;
-  link.dataset.job = job.id;
-  link.dataset.article = job.article_id;
   const known = labels.get(job.article_id);
   const title = element("span", `job-title${known && !known.given ? " derived" : ""}`, known ? known.text : "…");
-  const status = element("span", "job-status", job.status);
-  status.dataset.status = job.status;
-  link.append(title, status, element("span", "job-when muted small", when(job.created_at)));
-  link.addEventListener("click", (event) => {
-    event.preventDefault();
-    goToJob(job.id);
-  });
-  li.append(link);
+  const li = recentEntry("job", job, title, goToJob);
+  li.querySelector("a").dataset.article = job.article_id;
   return li;
 }
 
 // The titles live on the articles (a job carries only its article's id): one read per article.
-async function fillTitles(items, round) {
+async function fillTitles(items, newest) {
   const missing = [...new Set(items.map((job) => job.article_id))].filter((id) => !labels.has(id));
   await Promise.all(
     missing.map((id) =>
@@ -406,7 +363,7 @@ async function fillTitles(items, round) {
         .catch(() => null),
     ),
   );
-  if (round !== recentRound) return;
+  if (!newest()) return;
   document.querySelectorAll("#recent-jobs a").forEach((a) => {
     const label = labels.get(a.dataset.article);
     const span = a.querySelector(".job-title");
@@ -416,75 +373,32 @@ async function fillTitles(items, round) {
   });
 }
 
-async function loadRecent(more = false) {
-  const round = more ? recentRound : ++recentRound;
-  const list = $("recent-jobs");
-  const empty = $("recent-empty");
-  const button = $("recent-more");
-  if (!currentKey()) {
-    list.replaceChildren();
-    button.hidden = true;
-    empty.textContent = "Enter your API key to see its jobs.";
-    empty.hidden = false;
-    return;
-  }
-  const query = new URLSearchParams({ limit: String(RECENT_PAGE) });
-  if (more && recentCursor) query.set("cursor", recentCursor);
-  try {
-    const page = await api(`/v1/jobs?${query}`);
-    if (round !== recentRound) return;
-    recentCursor = page.next_cursor;
-    const items = page.items || [];
-    if (more) list.append(...items.map(recentItem));
-    else list.replaceChildren(...items.map(recentItem));
-    button.hidden = !recentCursor;
-    empty.textContent = "No jobs yet for this key.";
-    empty.hidden = list.children.length > 0;
-    markCurrent();
-    await fillTitles(items, round);
-  } catch (error) {
-    if (round !== recentRound) return;
-    if (!more) list.replaceChildren();
-    button.hidden = true;
-    empty.textContent = `Could not list the jobs: ${error.message}`;
-    empty.hidden = false;
-  }
-}
-
-$("recent").addEventListener("toggle", () => {
-  if ($("recent").open) loadRecent();
+const recent = recentPanel({
+  listId: "recent-jobs",
+  path: "/v1/jobs",
+  plural: "jobs",
+  name: "job",
+  shown: () => view.jobId,
+  render: recentItem,
+  loaded: fillTitles,
 });
-$("recent-more").addEventListener("click", () => loadRecent(true));
 
 // --- forms --------------------------------------------------------------------------------------
 
-$("key-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const key = currentKey();
-  if (!key) {
-    showError("Enter your API key.");
-    keyInput.focus();
-    return;
-  }
-  rememberKey(key);
-  showError("");
+onKeySaved(() => {
   const jobId = jobFromHash();
   if (jobId) openJob(jobId);
-  if ($("recent").open) loadRecent();
+  if ($("recent").open) recent.load();
 });
 
 $("submit-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   showError("");
-  const key = currentKey();
+  const key = requireKey();
   const title = $("article-title").value.trim();
   const text = $("article-text").value;
   const url = $("article-url").value.trim();
-  if (!key) {
-    showError("Enter your API key.");
-    keyInput.focus();
-    return;
-  }
+  if (!key) return;
   if (!text.trim() && !url) {
     showError("Paste an article or give its URL.");
     return;
@@ -492,18 +406,7 @@ $("submit-form").addEventListener("submit", async (event) => {
   rememberKey(key);
   const body = text.trim() ? { text } : { url };
   if (title) body.title = title;
-  const button = $("submit");
-  button.disabled = true;
-  setStatus("submitting");
-  try {
-    const accepted = await api("/v1/articles", { method: "POST", headers: headers(true), body: JSON.stringify(body) });
-    goToJob(accepted.job_id);
-  } catch (error) {
-    setStatus("error");
-    showError(error.message);
-  } finally {
-    button.disabled = false;
-  }
+  await submitForm("/v1/articles", body, (accepted) => goToJob(accepted.job_id));
 });
 
 // A reload or a shared link: reopen the job in the URL; else the form, with the key's recent jobs.

@@ -3,23 +3,28 @@
 // contradictions and the synthesis. The open story lives in the URL (#story=<id>).
 import {
   $,
-  UUID,
   api,
+  canOpen,
   currentKey,
   element,
+  followHash,
   fromHash,
-  headers,
-  keyInput,
+  onKeySaved,
   quoteSign,
+  recentEntry,
+  recentPanel,
   rememberKey,
+  requireKey,
   setStatus,
   showError,
+  showFailure,
+  showGrounding,
+  submitForm,
   when,
 } from "./common.js";
 
 const FINISHED = new Set(["succeeded", "failed"]);
 const MIN_ARTICLES = 2;
-const RECENT_PAGE = 10;
 // a story's long-poll is woken when one of its jobs ends; the short wait also shows a job that
 // starts running
 const POLL_WAIT_SECONDS = 5;
@@ -100,12 +105,8 @@ $("add-article").addEventListener("click", () => {
 $("story-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   showError("");
-  const key = currentKey();
-  if (!key) {
-    showError("Enter your API key.");
-    keyInput.focus();
-    return;
-  }
+  const key = requireKey();
+  if (!key) return;
   const { articles, problem } = collectArticles();
   if (problem) {
     showError(problem);
@@ -115,18 +116,7 @@ $("story-form").addEventListener("submit", async (event) => {
   const body = { articles };
   const title = $("story-title-input").value.trim();
   if (title) body.title = title;
-  const button = $("submit");
-  button.disabled = true;
-  setStatus("submitting");
-  try {
-    const accepted = await api("/v1/stories", { method: "POST", headers: headers(true), body: JSON.stringify(body) });
-    goToStory(accepted.story_id);
-  } catch (error) {
-    setStatus("error");
-    showError(error.message);
-  } finally {
-    button.disabled = false;
-  }
+  await submitForm("/v1/stories", body, (accepted) => goToStory(accepted.story_id));
 });
 
 // --- naming the outlets -------------------------------------------------------------------------
@@ -356,10 +346,7 @@ function renderComparison(story, names) {
     contradicting.set(b, [...(contradicting.get(b) || []), a]);
   });
 
-  const grounding = result.grounding || { quotes: 0, verified: 0 };
-  const badge = $("grounding");
-  badge.textContent = `${grounding.verified}/${grounding.quotes} quotes verified`;
-  badge.className = `badge ${grounding.verified === grounding.quotes ? "ok" : "warn"}`;
+  showGrounding(result);
   const count = (list) => (list || []).length;
   $("counts").textContent =
     `${count(result.shared)} shared · ${count(result.unique)} one-outlet · ${count(result.contradictions)} contradictions`;
@@ -390,7 +377,7 @@ function showLanding() {
   setStatus("idle");
   showError("");
   document.title = "evenhand — compare several articles";
-  markCurrent();
+  recent.markCurrent();
 }
 
 async function followStory(storyId, signal) {
@@ -418,18 +405,8 @@ async function openStory(storyId) {
   $("story-id").textContent = storyId;
   $("story-line").hidden = false;
   showError("");
-  markCurrent();
-  if (!UUID.test(storyId)) {
-    setStatus("error");
-    showError(`"${storyId}" in this link is not a story id.`);
-    return;
-  }
-  if (!currentKey()) {
-    setStatus("idle");
-    showError(`Enter your API key to open story ${storyId}.`, "notice");
-    keyInput.focus();
-    return;
-  }
+  recent.markCurrent();
+  if (!canOpen("story", storyId)) return;
   setStatus("loading");
   try {
     const story = await followStory(storyId, signal);
@@ -444,111 +421,33 @@ async function openStory(storyId) {
     }
   } catch (error) {
     if (signal.aborted) return;
-    setStatus("error");
-    showError(error.message);
+    showFailure(error);
   }
 }
 
-// Puts the story in the URL (a new history entry, so Back returns to the previous one) and opens it.
-function goToStory(storyId) {
-  if (fromHash("story") !== storyId) window.history.pushState(null, "", `#story=${encodeURIComponent(storyId)}`);
-  openStory(storyId);
-}
-
-function followUrl() {
-  const storyId = fromHash("story");
-  if (!storyId) {
-    if (view.storyId) showLanding();
-  } else if (storyId !== view.storyId) openStory(storyId);
-}
-window.addEventListener("hashchange", followUrl);
-window.addEventListener("popstate", followUrl);
+const goToStory = followHash("story", () => view.storyId, openStory, showLanding);
 
 // --- recent stories -----------------------------------------------------------------------------
 
-let recentRound = 0; // a newer listing replaces an older one still loading
-let recentCursor = null;
-
-function markCurrent() {
-  document.querySelectorAll("#recent-stories a").forEach((a) => {
-    if (a.dataset.story === view.storyId) a.setAttribute("aria-current", "true");
-    else a.removeAttribute("aria-current");
-  });
-}
-
 function recentItem(story) {
-  const li = element("li");
-  const link = element("a", "job-link");
-  link.href = `#story=${encodeURIComponent(story.id)}`;
-  link.dataset.story = story.id;
   const label = storyLabel(story);
-  const status = element("span", "job-status", story.status);
-  status.dataset.status = story.status;
-  link.append(
-    element("span", `job-title${label.given ? "" : " derived"}`, label.text),
-    status,
-    element("span", "job-when muted small", when(story.created_at)),
-  );
-  link.addEventListener("click", (event) => {
-    event.preventDefault();
-    goToStory(story.id);
-  });
-  li.append(link);
-  return li;
+  const title = element("span", `job-title${label.given ? "" : " derived"}`, label.text);
+  return recentEntry("story", story, title, goToStory);
 }
 
-async function loadRecent(more = false) {
-  const round = more ? recentRound : ++recentRound;
-  const list = $("recent-stories");
-  const empty = $("recent-empty");
-  const button = $("recent-more");
-  if (!currentKey()) {
-    list.replaceChildren();
-    button.hidden = true;
-    empty.textContent = "Enter your API key to see its stories.";
-    empty.hidden = false;
-    return;
-  }
-  const query = new URLSearchParams({ limit: String(RECENT_PAGE) });
-  if (more && recentCursor) query.set("cursor", recentCursor);
-  try {
-    const page = await api(`/v1/stories?${query}`);
-    if (round !== recentRound) return;
-    recentCursor = page.next_cursor;
-    const items = (page.items || []).map(recentItem);
-    if (more) list.append(...items);
-    else list.replaceChildren(...items);
-    button.hidden = !recentCursor;
-    empty.textContent = "No stories yet for this key.";
-    empty.hidden = list.children.length > 0;
-    markCurrent();
-  } catch (error) {
-    if (round !== recentRound) return;
-    if (!more) list.replaceChildren();
-    button.hidden = true;
-    empty.textContent = `Could not list the stories: ${error.message}`;
-    empty.hidden = false;
-  }
-}
-
-$("recent").addEventListener("toggle", () => {
-  if ($("recent").open) loadRecent();
+const recent = recentPanel({
+  listId: "recent-stories",
+  path: "/v1/stories",
+  plural: "stories",
+  name: "story",
+  shown: () => view.storyId,
+  render: recentItem,
 });
-$("recent-more").addEventListener("click", () => loadRecent(true));
 
-$("key-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const key = currentKey();
-  if (!key) {
-    showError("Enter your API key.");
-    keyInput.focus();
-    return;
-  }
-  rememberKey(key);
-  showError("");
+onKeySaved(() => {
   const storyId = fromHash("story");
   if (storyId) openStory(storyId);
-  if ($("recent").open) loadRecent();
+  if ($("recent").open) recent.load();
 });
 
 // Start with the fewest articles a story takes; a reload or shared link reopens its story.

@@ -27,6 +27,14 @@ async def _until(predicate, timeout: float) -> float:  # type: ignore[no-untyped
     return time.monotonic() - started
 
 
+def _started_watch(redis_url: str, channel: str) -> tuple[JobWatch, JobCache]:
+    """A started watch on `channel` (inside the running loop), with its own empty cache."""
+    cache = JobCache(ttl=60)
+    watch = JobWatch(redis_url, channel, CollectorRegistry(), cache, PING_SECONDS)
+    watch.start()
+    return watch, cache
+
+
 def _spin(seconds: float) -> None:
     """Keep the CPU busy in Python code for `seconds`, holding the GIL as a busy handler does."""
     end = time.monotonic() + seconds
@@ -82,11 +90,7 @@ class StallingProxy:
 
 def test_a_quiet_healthy_subscription_stays_and_serves(redis_url: str) -> None:
     async def scenario() -> None:
-        cache = JobCache(ttl=60)
-        watch = JobWatch(
-            redis_url, f"q-{uuid.uuid4().hex}", CollectorRegistry(), cache, PING_SECONDS
-        )
-        watch.start()
+        watch, cache = _started_watch(redis_url, f"q-{uuid.uuid4().hex}")
         try:
             await _until(lambda: watch.subscribed, 5)
             job_id = uuid.uuid4()
@@ -101,9 +105,8 @@ def test_a_quiet_healthy_subscription_stays_and_serves(redis_url: str) -> None:
 
 def test_an_announcement_drops_the_cached_answer(redis_url: str) -> None:
     async def scenario() -> None:
-        cache, queue = JobCache(ttl=60), f"q-{uuid.uuid4().hex}"
-        watch = JobWatch(redis_url, queue, CollectorRegistry(), cache, PING_SECONDS)
-        watch.start()
+        queue = f"q-{uuid.uuid4().hex}"
+        watch, cache = _started_watch(redis_url, queue)
         publisher = redis.asyncio.Redis.from_url(redis_url)
         try:
             await _until(lambda: watch.subscribed, 5)
@@ -122,9 +125,7 @@ def test_an_announcement_drops_the_cached_answer(redis_url: str) -> None:
 def test_a_silent_connection_ends_the_subscription_and_the_cache(redis_url: str) -> None:
     async def scenario() -> None:
         proxy = StallingProxy(redis_url)
-        cache = JobCache(ttl=60)
-        watch = JobWatch(await proxy.start(), "q", CollectorRegistry(), cache, PING_SECONDS)
-        watch.start()
+        watch, cache = _started_watch(await proxy.start(), "q")
         try:
             await _until(lambda: watch.subscribed, 5)
             job_id = uuid.uuid4()
@@ -143,11 +144,7 @@ def test_a_silent_connection_ends_the_subscription_and_the_cache(redis_url: str)
 
 def test_a_busy_process_keeps_a_healthy_subscription(redis_url: str) -> None:
     async def scenario() -> None:
-        cache = JobCache(ttl=60)
-        watch = JobWatch(
-            redis_url, f"q-{uuid.uuid4().hex}", CollectorRegistry(), cache, PING_SECONDS
-        )
-        watch.start()
+        watch, cache = _started_watch(redis_url, f"q-{uuid.uuid4().hex}")
         stop = threading.Event()
         # busy threads contend for the interpreter all along, as request handlers do under load
         spinners = [
@@ -182,9 +179,7 @@ def test_a_pong_received_while_the_loop_was_busy_counts(redis_url: str) -> None:
         # The PONG reaches the watch's socket, then the loop is busy past the read's timeout:
         # the PONG and the timeout are handled in the same loop turn.
         proxy = StallingProxy(redis_url, busy_after_pong=2 * PING_SECONDS)
-        cache = JobCache(ttl=60)
-        watch = JobWatch(await proxy.start(), "q", CollectorRegistry(), cache, PING_SECONDS)
-        watch.start()
+        watch, cache = _started_watch(await proxy.start(), "q")
         try:
             await _until(lambda: watch.subscribed, 5)
             job_id = uuid.uuid4()

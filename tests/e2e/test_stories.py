@@ -9,31 +9,10 @@ from typing import Any
 
 import pytest
 
-from testkit.fixtures import fixture_text
+from testkit.fixtures import STORY_ANGLES, fixture_text, story_articles
 from testkit.stack import Stack, wait_until
 
 pytestmark = pytest.mark.e2e
-
-STORIES = Path(__file__).parents[2] / "testkit" / "fixtures" / "stories"
-ANGLES = [
-    ("news_report", "Harbor Gazette"),
-    ("opinion_for", "City Voice"),
-    ("opinion_against", "Keller's Column"),
-]
-
-
-def story_articles() -> list[dict[str, Any]]:
-    # a unique last line per run: the jobs analyse them afresh instead of reusing stored results
-    run = uuid.uuid4()
-    return [
-        {
-            "text": (STORIES / f"{name}.txt").read_text()
-            + f"\nThis copy carries the number {run}.",
-            "title": name.replace("_", " "),
-            "source": source,
-        }
-        for name, source in ANGLES
-    ]
 
 
 def submit_story(stack: Stack, body: dict[str, Any], key: str | None = None) -> dict[str, Any]:
@@ -92,7 +71,7 @@ def test_a_story_of_three_articles_is_compared_with_every_quote_verified(stack: 
     story = wait_story(stack, accepted["story_id"])
     assert story["status"] == "succeeded", story
     assert [a["status"] for a in story["articles"]] == ["succeeded"] * 3
-    assert [a["source"] for a in story["articles"]] == [source for _, source in ANGLES]
+    assert [a["source"] for a in story["articles"]] == [source for _, source in STORY_ANGLES]
     result = story["result"]
     assert result["method"] == "llm" and result["model"] == "stand-in-model"
     # three articles, one call each, then one call for the whole story
@@ -119,7 +98,7 @@ def test_a_story_of_three_articles_is_compared_with_every_quote_verified(stack: 
         for cluster_id in coverage["covers"]:
             assert coverage["article_id"] in clusters[cluster_id]["article_ids"]
     # the synthesis names every outlet it draws on
-    for _, source in ANGLES:
+    for _, source in STORY_ANGLES:
         assert source in result["synthesis"]
     assert result["failed"] == []
     # the caller's stories, newest first; another key sees none of it

@@ -4,38 +4,20 @@ comparison (outlets as columns, claim clusters as rows, quotes in place, blindsp
 contradictions, the synthesis), reopened from the URL. Screenshots go to tests/artifacts/."""
 
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from testkit.fixtures import fixture_text
+from testkit.fixtures import STORY_ANGLES, fixture_text, story_articles, story_text
 from testkit.stack import FakeLLM, Stack, running_stack
-from tests.e2e.test_web_page import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, api_get, shot
+from tests.e2e.browser import VIEWPORT
+from tests.e2e.test_web_page import ARTIFACTS, api_get, shot
 
 pytestmark = pytest.mark.e2e
 
-STORIES = Path(__file__).resolve().parents[2] / "testkit" / "fixtures" / "stories"
-ANGLES = [
-    ("news_report", "Harbor Gazette"),
-    ("opinion_for", "City Voice"),
-    ("opinion_against", "Keller's Column"),
-]
-# Records every text #status shows, so a test can tell the page followed the story live.
-STATUS_RECORDER = """
-window.__statuses = [];
-document.addEventListener("DOMContentLoaded", () => {
-  const el = document.getElementById("status");
-  const note = () => {
-    const s = el.textContent;
-    if (window.__statuses[window.__statuses.length - 1] !== s) window.__statuses.push(s);
-  };
-  new MutationObserver(note).observe(el, { childList: true, characterData: true, subtree: true });
-});
-"""
 # What the comparison table shows: its columns, and per row its cluster, kind and each cell's
 # quotes (text and whether marked verified), or "not covered".
 TABLE = """() => {
@@ -59,41 +41,6 @@ TABLE = """() => {
     }));
     return { columns, rows };
 }"""
-
-
-def story_articles() -> list[dict[str, str]]:
-    # a unique last line per run: the jobs analyse them afresh instead of reusing stored results
-    run = uuid.uuid4()
-    return [
-        {
-            "text": (STORIES / f"{name}.txt").read_text()
-            + f"\nThis copy carries the number {run}.",
-            "title": name.replace("_", " "),
-            "source": source,
-        }
-        for name, source in ANGLES
-    ]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), (
-        f"{CHROMIUM} is missing: the web page test needs Debian's chromium "
-        "(apt-get install -y chromium; .ci/run installs it). Never download a browser."
-    )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    page.add_init_script(STATUS_RECORDER)
-    yield page
-    context.close()
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +150,7 @@ def test_story_page_compares_three_outlets(stack: Stack, page: Page) -> None:
     story = api_get(stack, f"/v1/stories/{story_id}")
     assert story["status"] == "succeeded"
     result = story["result"]
-    assert [a["source"] for a in story["articles"]] == [source for _, source in ANGLES]
+    assert [a["source"] for a in story["articles"]] == [source for _, source in STORY_ANGLES]
     assert result["grounding"]["verified"] > 0
     # every outlet leaves out some cluster another makes: the page must show it
     assert all(c["blindspots"] for c in result["coverage"])
@@ -264,14 +211,14 @@ def test_story_page_shows_shared_claims_and_contradictions(
     lexical_stack: Stack, page: Page
 ) -> None:
     stack = lexical_stack
-    report = (STORIES / "news_report.txt").read_text()
+    report = story_text("news_report")
     denial = report.replace("The plan will cost", "The plan will not cost")
     assert denial != report
     articles = [
         {"text": report, "source": "Harbor Gazette"},
         {"text": denial, "source": "Harbor Wire"},
-        {"text": (STORIES / "opinion_for.txt").read_text(), "source": "City Voice"},
-        {"text": (STORIES / "opinion_against.txt").read_text(), "source": "Keller's Column"},
+        {"text": story_text("opinion_for"), "source": "City Voice"},
+        {"text": story_text("opinion_against"), "source": "Keller's Column"},
         {"text": report + "\nUpdated at noon.", "source": "Coast Daily"},
     ]
     with stack.client() as client:

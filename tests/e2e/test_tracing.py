@@ -276,6 +276,20 @@ def test_the_standard_variables_decide_whether_to_trace(
     assert requested_exporters(environ) == exporters
 
 
+def run_probe(probe: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`probe` in a fresh interpreter with no OTEL_ settings but `env`, on an in-memory database."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    return subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**environ, "DATABASE_URL": "sqlite://", "PYTHONPATH": str(ROOT), **env},
+        check=True,
+    )
+
+
 def test_with_tracing_off_nothing_is_traced_or_instrumented() -> None:
     # (redis-py imports the OpenTelemetry SDK for metrics of its own when it is installed)
     probe = (
@@ -284,16 +298,7 @@ def test_with_tracing_off_nothing_is_traced_or_instrumented() -> None:
         "print(type(trace.get_tracer_provider()).__name__, "
         "sorted(m for m in sys.modules if m.startswith('opentelemetry.instrumentation')))\n"
     )
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env={**environ, "DATABASE_URL": "sqlite://", "PYTHONPATH": str(ROOT)},
-        check=True,
-    )
+    done = run_probe(probe)
     assert done.stdout.strip() == "ProxyTracerProvider []"
 
 
@@ -310,21 +315,6 @@ def test_tracing_asked_for_without_the_otel_extra_says_so_and_runs_untraced() ->
         "from kernel.tracing import trace_worker\n"
         "print('WORKER TRACED', trace_worker())\n"
     )
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env={
-            **environ,
-            "DATABASE_URL": "sqlite://",
-            "PYTHONPATH": str(ROOT),
-            "OTEL_TRACES_EXPORTER": "console",
-            "EVENHAND_LOG_JSON": "true",
-        },
-        check=True,
-    )
+    done = run_probe(probe, OTEL_TRACES_EXPORTER="console", EVENHAND_LOG_JSON="true")
     assert "WORKER TRACED False" in done.stdout
     assert "tracing_unavailable" in done.stderr and "evenhand[otel]" in done.stderr

@@ -4,37 +4,20 @@ reopen it from the URL or from the key's recent jobs. Screenshots go to tests/ar
 
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from testkit.fixtures import fresh_text
 from testkit.stack import Stack
+from tests.e2e.browser import VIEWPORT
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-# Records every text #status shows, so a test can tell the page followed the job live.
-STATUS_RECORDER = """
-window.__statuses = [];
-document.addEventListener("DOMContentLoaded", () => {
-  const el = document.getElementById("status");
-  const note = () => {
-    const s = el.textContent;
-    if (window.__statuses[window.__statuses.length - 1] !== s) window.__statuses.push(s);
-  };
-  new MutationObserver(note).observe(el, { childList: true, characterData: true, subtree: true });
-});
-"""
 # The text of the article's marks joined per quote ("point/quote") and per loaded term: a quote
 # may be cut in several marks where a loaded term starts or ends inside it, and the other way.
 MARKED_TEXT = """() => {
@@ -49,28 +32,6 @@ MARKED_TEXT = """() => {
     return { quotes, loaded };
 }"""
 ACTIVE = re.compile(r"(^|\s)active(\s|$)")
-VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), (
-        f"{CHROMIUM} is missing: the web page test needs Debian's chromium "
-        "(apt-get install -y chromium; .ci/run installs it). Never download a browser."
-    )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    page.add_init_script(STATUS_RECORDER)
-    yield page
-    context.close()
 
 
 def submit(page: Page, stack: Stack, key: str, text: str, title: str = "") -> str:
