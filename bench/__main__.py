@@ -3,7 +3,9 @@
 Starts its own evenhand API and workers (real processes) over PostgreSQL (a fresh database;
 figure 5 gets a second API on a database of its own) and Redis, with testkit/fake_llm.py as the
 LLM; prints the table and writes the results as JSON. The full run also writes
-docs/benchmarks.md's table and the plots under docs/.
+docs/benchmarks.md's table and the plots under docs/. `--only real_server` (never part of the
+default run) measures jobs/min through llama.cpp's real server on a real model instead, and draws
+its plot.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ STEPS = [
 ]
 # figures that need no evenhand stack: run first, and alone without starting one
 STANDALONE_STEPS = [("cli", "7. CLI start")]
+# figures that start what they measure themselves and take many minutes: only with --only
+OPT_IN_STEPS = [("real_server", "8. real llama.cpp server")]
 
 
 def log(message: str) -> None:
@@ -256,8 +260,18 @@ def rows(results: dict[str, Any], quick: bool) -> list[dict[str, Any]]:
         "<= 1",
         (cli.get("help_vs_celery") or 1e9) <= 1,
     )
+    for run in r.get("real_server", {}).get("runs", []):
+        label = f"slots {run['slots']}, worker concurrency {run['concurrency']}"
+        suffix = f"s{run['slots']}_c{run['concurrency']}"
+        add(f"real_jobs_per_min_{suffix}", f"8. jobs/min, {label}", run.get("jobs_per_min"),
+            "reported", None, "jobs/min")  # fmt: skip
+        add(f"real_all_slots_busy_{suffix}", f"8. share of time all slots busy, {label}",
+            run.get("all_slots_busy_share"), "reported", None)  # fmt: skip
+        add(f"real_generated_tokens_per_s_{suffix}", f"8. generated tokens/s, {label}",
+            run.get("generated_tokens_per_s"), "reported", None, "tokens/s")  # fmt: skip
     # figures left out by --only get no rows; one that failed keeps its "error" rows
-    ran = {title.split(".", 1)[0] for key, title in [*STEPS, *STANDALONE_STEPS] if key in r}
+    steps = [*STEPS, *STANDALONE_STEPS, *OPT_IN_STEPS]
+    ran = {title.split(".", 1)[0] for key, title in steps if key in r}
     return [row for row in out if row["figure"].split(".", 1)[0] in ran]
 
 
@@ -380,6 +394,35 @@ def plots(results: dict[str, Any], docs: Path) -> list[str]:
             ax.plot([s[0] for s in mem], [s[1] for s in mem], label="worker RSS")
             ax.plot([s[0] for s in mem], [s[2] for s in mem], label="API RSS")
             ax.set_ylim(bottom=0)
+    real = [
+        r for r in results["figures"].get("real_server", {}).get("runs", []) if "jobs_per_min" in r
+    ]
+    if real:
+        jobs = results["figures"]["real_server"]["jobs_per_configuration"]
+        with figure(
+            "bench-real-server.png",
+            f"Real llama.cpp server, Qwen2.5-Coder-1.5B, {results['machine']['cores']} cores:"
+            f" {jobs} jobs per point",
+            "EVENHAND_WORKER_CONCURRENCY",
+            "jobs/min (first submit to last finish)",
+        ) as ax:
+            for slots in sorted({r["slots"] for r in real}):
+                pts = sorted(
+                    (r["concurrency"], r["jobs_per_min"]) for r in real if r["slots"] == slots
+                )
+                ax.plot(
+                    [p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{slots} slot(s)"
+                )
+                for r in (r for r in real if r["slots"] == slots):
+                    ax.annotate(
+                        f"{r['slots_busy_mean']:.1f}/{slots} busy",
+                        (r["concurrency"], r["jobs_per_min"]),
+                        textcoords="offset points",
+                        xytext=(4, 6),
+                        fontsize=8,
+                    )
+            ax.set_xticks(sorted({r["concurrency"] for r in real}))
+            ax.set_ylim(0, max(r["jobs_per_min"] for r in real) * 1.25)  # room for the labels
     return written
 
 
@@ -445,6 +488,17 @@ def main(argv: list[str] | None = None) -> int:
         results["figures"].setdefault(key, {})["bench_seconds"] = round(time.time() - t, 1)
     if stack_steps := [key for key, _title in STEPS if not args.only or key in args.only]:
         run_stack_steps(stack_steps, args.quick, results)
+    for key, title in OPT_IN_STEPS:
+        if not args.only or key not in args.only:
+            continue
+        console.print(f"[bold]{title}[/bold]")
+        t = time.time()
+        try:
+            results["figures"][key] = getattr(figures, f"fig_{key}")(args.quick, log)
+        except Exception as exc:
+            results["errors"][key] = f"{type(exc).__name__}: {exc}"
+            console.print(traceback.format_exc(), style="red")
+        results["figures"].setdefault(key, {})["bench_seconds"] = round(time.time() - t, 1)
     results["seconds"] = round(time.time() - started, 1)
     results["table"] = rows(results, args.quick)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -468,6 +522,9 @@ def main(argv: list[str] | None = None) -> int:
         written = plots(results, docs)
         write_docs_table(results, ROOT / "docs" / "benchmarks.md")
         console.print(f"plots: {', '.join(written)}; table: docs/benchmarks.md")
+    elif not args.quick and "real_server" in results["figures"]:
+        written = plots(results, ROOT / "docs")  # its own section of docs/benchmarks.md
+        console.print(f"plots: {', '.join(written)}")
     console.print(f"results: {args.out} ({results['seconds']} s)")
     if results["errors"]:
         console.print(f"[red]errors: {results['errors']}[/red]")

@@ -149,9 +149,12 @@ class Bench:
         tmp = self.stack.log_dir.parent
         return bench_stack(name, self.pg_server, redis_url, tmp, self.llm, **settings)
 
-    def start_worker(self, name: str, *extra: str, timeout: float = 60) -> psutil.Process:
+    def start_worker(
+        self, name: str, *extra: str, timeout: float = 60, **env: str
+    ) -> psutil.Process:
+        """`evenhand worker` with these arguments and environment settings, once it is ready."""
         log = self.stack.log_dir / f"{name}.log"
-        process = self.stack.start_worker(name, *extra)
+        process = self.stack.start_worker(name, *extra, **env)
         wait_until(
             lambda: process.poll() is not None or (log.exists() and b" ready" in log.read_bytes()),
             timeout,

