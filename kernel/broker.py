@@ -11,7 +11,7 @@ down (compare celery/celery#9250, celery/kombu#582).
 Here the old channel raises a connection error instead, which Celery and kombu already handle
 (the close is ignored, the failed ack is logged). The unacknowledged messages stay in Redis's
 unacked set until kombu restores them after the visibility timeout; a redelivered task finds its
-job already finished and does nothing (kernel.jobs.claim_job). tests/test_reliability.py
+job already finished and does nothing (kernel.jobs.claim_job). tests/e2e/test_reliability.py
 restarts Redis under load to hold all this.
 """
 

@@ -304,7 +304,7 @@ def running_stack(
         "EVENHAND_WEBHOOK_MAX_ATTEMPTS": "3",
         "EVENHAND_LOG_JSON": "true",
         # URL input in these tests is served from loopback; the SSRF rules themselves are
-        # tested in tests/test_fetch.py and by the always-refused metadata address below
+        # tested in tests/unit/test_fetch.py and by the always-refused metadata address below
         "EVENHAND_FETCH_ALLOW_PRIVATE": "true",
         "EVENHAND_WORKER_METRICS_PORT": str(free_port()),
         "EVENHAND_WORKER_METRICS_HOST": "127.0.0.1",

@@ -44,7 +44,7 @@ __all__ = ["Chunk", "estimate_tokens", "split_into_chunks"]
 # Calibration (no tiktoken offline, so against published reference points and a hand count):
 # OpenAI's rule of thumb for English is ~4 characters and ~0.75 words per token; "Hello,
 # world!" and "How are you?" are 4 tokens each in cl100k, as here.  The English news
-# articles in tests/fixtures give 4.0-4.1 characters per token here (1.4-1.5 tokens per
+# articles in testkit/fixtures give 4.0-4.1 characters per token here (1.4-1.5 tokens per
 # whitespace-separated word: they are dense with names and numbers).  The 43-word lead
 # sentence of news_multiple_sides.txt, tokenized by hand with cl100k's pre-tokenizer rules
 # (common words whole; "Valdera", "Sorrel", "litres" in two pieces), is ~53 tokens; the
