@@ -43,6 +43,10 @@ def serve(model: Path, port: int, slots: int, context: int, threads: int) -> Non
     params.port = port
     params.n_parallel = slots  # requests decoded together (continuous batching)
     params.n_ctx = context * slots  # llama.cpp splits its context between the slots
+    # greedy decoding: a summary and its quotes are copied from the article, not invented, and
+    # the same article gives the same answer (llama.cpp otherwise samples at temperature 0.8)
+    params.sampling.temp = 0.0
+    params.sampling.seed = 0
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
     stop = threading.Event()
