@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     republish_after: float = 600.0  # a queued job published this long ago is published again
     llm_max_output_tokens: int = 4096
     response_format: Literal["json_schema", "json_object"] = "json_schema"
+    # merge duplicate points, choose each point's quotes, credit reported positions to their
+    # speakers, drop repeated summary sentences (off: the draft as the model gives it)
+    refine: bool = True
     # one more LLM call per article judges whether each verified quote supports its claim
     support_check: bool = True
     # `evenhand up --model`: a GGUF file served by llama.cpp's server as one of up's children

@@ -969,6 +969,42 @@ def _opinion_thesis(
     return best, thesis
 
 
+def _attribute(sentences: list[_Sentence], rules: _LangRules) -> None:
+    """Each sentence's speaker, pronouns resolved to the last speaker named shortly before."""
+    last_named: list[tuple[int, str]] = []
+    for s in sentences:
+        who = _speaker(s, rules)
+        if who == "\0pronoun":
+            who = _resolve_pronoun(sentences, s.index, last_named)
+        if who and who != "the author":
+            last_named.append((s.index, who))
+        s.speaker = who
+
+
+@dataclass(frozen=True)
+class ReportedSpan:
+    """A sentence of the clean text that attributes its content to someone other than the author."""
+
+    start: int
+    end: int
+    speaker: str
+
+
+def reported_spans(clean_text: str, language: str | None = None) -> list[ReportedSpan]:
+    """The body sentences that report someone else's position, with that speaker (the same
+    attribution rules as the offline provider's points), in text order."""
+    lang = _normalise_language(language, clean_text)
+    rules = _RULES.get(lang, _RULES["en"])
+    lines = _layout(clean_text) if clean_text.strip() else []
+    sentences = _body_sentences(clean_text, lines, lang, rules)
+    _attribute(sentences, rules)
+    return [
+        ReportedSpan(s.start, s.start + len(s.text), s.speaker)
+        for s in sentences
+        if s.speaker and s.speaker not in ("the author", "an unnamed source")
+    ]
+
+
 def summarize_extractive(
     clean_text: str,
     *,
@@ -1005,15 +1041,7 @@ def summarize_extractive(
         article_type = "other"
     opinionated = article_type in ("opinion", "analysis")
 
-    # Speakers, with pronouns resolved to the last speaker named shortly before.
-    last_named: list[tuple[int, str]] = []
-    for s in sentences:
-        who = _speaker(s, rules)
-        if who == "\0pronoun":
-            who = _resolve_pronoun(sentences, s.index, last_named)
-        if who and who != "the author":
-            last_named.append((s.index, who))
-        s.speaker = who
+    _attribute(sentences, rules)
 
     # Thesis: the editors put it in the headline and dek, the author in the opening and close.
     title_stems = _stems(

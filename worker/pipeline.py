@@ -163,7 +163,8 @@ def analyse(
     deadline = deadline or Deadline(settings.job_time_limit)
     drafted, usage = draft(article, text, grounder, lexicon_terms, settings, deadline)
     drafted, points = ground(drafted, grounder)
-    drafted, points = refine(drafted, points, article.title, article.language)
+    if settings.refine:
+        drafted, points = refine(drafted, points, text, article.title, article.language)
     if label.provider != "extractive" and settings.support_check:
         points, used = judge_support(
             points,

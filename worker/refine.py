@@ -8,7 +8,9 @@ one quote to several claims, and repeat a summary sentence. After grounding:
 - a quote that several points use stays with the claim it is closest to;
 - a point keeps at most `MAX_QUOTES` quotes, the verified ones closest to its claim first; the
   article's headline is never evidence;
-- a summary sentence that repeats an earlier one is dropped.
+- a summary sentence that repeats an earlier one is dropped;
+- a point credited to the author whose verified quotes all report one other speaker's position
+  ("Putin has steadfastly insisted ...") is credited to that speaker.
 """
 
 import re
@@ -18,6 +20,7 @@ from rapidfuzz import fuzz
 
 from kernel.schemas import ArgumentPointPublic, EvidencePublic
 from worker.claims import claim_similarity
+from worker.extractive import ReportedSpan, reported_spans
 from worker.schemas import Draft
 
 # stricter than the gold matcher's threshold: a merge loses a point for good
@@ -90,10 +93,42 @@ def choose_evidence(point: ArgumentPointPublic, title: str | None) -> ArgumentPo
     return point.model_copy(update={"evidence": [ev for ev in candidates if id(ev) in kept]})
 
 
-def refine_points(
-    points: list[ArgumentPointPublic], title: str | None = None
+def reported_speaker(point: ArgumentPointPublic, spans: list[ReportedSpan]) -> str | None:
+    """The one speaker (other than the author) whom all of the point's verified quotes report."""
+    verified = [ev for ev in point.evidence if ev.verified and ev.start is not None]
+    speakers = set()
+    for ev in verified:
+        span = next((s for s in spans if s.start <= ev.start < s.end), None)
+        if span is None:
+            return None
+        speakers.add(_speaker(span.speaker))
+    return next(iter(speakers)) if len(speakers) == 1 else None
+
+
+def credit_reported_positions(
+    points: list[ArgumentPointPublic], spans: list[ReportedSpan]
 ) -> list[ArgumentPointPublic]:
-    return [choose_evidence(p, title) for p in share_quotes_by_fit(merge_same_claims(points))]
+    """Points credited to the author whose quotes report someone else, credited to that speaker
+    (small models credit nearly everything to the author)."""
+    out = []
+    for point in points:
+        holder = reported_speaker(point, spans) if _speaker(point.speaker) == "the author" else None
+        if holder is None:
+            out.append(point)
+            continue
+        # the speaker's own spelling, as the article writes it
+        name = next(s.speaker for s in spans if _speaker(s.speaker) == holder)
+        out.append(point.model_copy(update={"speaker": name}))
+    return out
+
+
+def refine_points(
+    points: list[ArgumentPointPublic],
+    title: str | None = None,
+    spans: list[ReportedSpan] | None = None,
+) -> list[ArgumentPointPublic]:
+    credited = credit_reported_positions(points, spans or [])
+    return [choose_evidence(p, title) for p in share_quotes_by_fit(merge_same_claims(credited))]
 
 
 def without_repeats(summary: str, language: str | None = None) -> str:
@@ -107,8 +142,13 @@ def without_repeats(summary: str, language: str | None = None) -> str:
 
 
 def refine(
-    draft: Draft, points: list[ArgumentPointPublic], title: str | None, language: str | None
+    draft: Draft,
+    points: list[ArgumentPointPublic],
+    text: str,
+    title: str | None,
+    language: str | None,
 ) -> tuple[Draft, list[ArgumentPointPublic]]:
     """The stage: the draft with its summary's repeats dropped, and its points refined."""
     summary = without_repeats(draft.summary, language)
-    return draft.model_copy(update={"summary": summary}), refine_points(points, title)
+    spans = reported_spans(text, language)
+    return draft.model_copy(update={"summary": summary}), refine_points(points, title, spans)

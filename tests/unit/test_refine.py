@@ -2,6 +2,7 @@
 evidence, one quote for several claims, a summary that repeats itself."""
 
 from kernel.schemas import ArgumentPointPublic, EvidencePublic
+from worker.extractive import reported_spans
 from worker.refine import MAX_QUOTES, refine, refine_points, without_repeats
 from worker.schemas import Draft
 
@@ -101,6 +102,63 @@ def test_the_stage_refines_summary_and_points_together() -> None:
         argument_points=[],
         loaded_language=[],
     )
-    refined, points = refine(draft, [point("c", "q"), point("c", "q")], None, "en")
+    refined, points = refine(draft, [point("c", "q"), point("c", "q")], "q", None, "en")
     assert refined.summary == "The mayor said the plan works."
     assert len(points) == 1
+
+
+REPORTED = (
+    "The White House says sanctions must wait. "
+    "Putin has steadfastly insisted that a ceasefire should come after a peace deal. "
+    "He has always maintained that the West must lift its sanctions first. "
+    "I think the delay is a mistake."
+)
+
+
+def quoted(claim: str, quote: str, speaker: str = "the author") -> ArgumentPointPublic:
+    start = REPORTED.index(quote)
+    evidence = EvidencePublic(
+        quote=quote, start=start, end=start + len(quote), verified=True, score=100.0
+    )
+    return ArgumentPointPublic(claim=claim, speaker=speaker, premises=[], evidence=[evidence])
+
+
+def test_a_position_the_article_reports_is_credited_to_its_speaker_not_the_author() -> None:
+    spans = reported_spans(REPORTED, "en")
+    putin = quoted(
+        "A ceasefire should follow a peace deal.",
+        "Putin has steadfastly insisted that a ceasefire should come after a peace deal.",
+    )
+    pronoun = quoted(
+        "The West must lift sanctions first.",
+        "He has always maintained that the West must lift its sanctions first.",
+    )
+    white_house = quoted("Sanctions must wait.", "The White House says sanctions must wait.")
+    own = quoted("The delay is a mistake.", "I think the delay is a mistake.")
+    named = quoted(
+        "A ceasefire should follow a peace deal.",
+        "Putin has steadfastly insisted that a ceasefire should come after a peace deal.",
+        speaker="Russia's president",
+    )
+    refined = refine_points([putin, pronoun, white_house, own, named], spans=spans)
+    assert [p.speaker for p in refined] == [
+        "Putin",
+        "Putin",
+        "The White House",
+        "the author",
+        "Russia's president",  # a speaker the model named is its own call
+    ]
+
+
+def test_quotes_reporting_two_speakers_leave_the_point_where_it_was() -> None:
+    spans = reported_spans(REPORTED, "en")
+    both = quoted("Sanctions should wait for a deal.", "The White House says sanctions must wait.")
+    start = REPORTED.index("Putin has")
+    both.evidence.append(
+        EvidencePublic(quote="Putin has", start=start, end=start + 9, verified=True, score=100.0)
+    )
+    unverified = quoted("Sanctions must wait.", "The White House says sanctions must wait.")
+    unverified.evidence[0].verified = False
+    for kept in (both, unverified):
+        [refined] = refine_points([kept], spans=spans)
+        assert refined.speaker == "the author"
