@@ -3,6 +3,7 @@
 import json
 import logging
 import secrets
+import signal
 import sys
 import time
 import uuid
@@ -813,6 +814,9 @@ def up(
         raise typer.Exit(2) from None
     api_url = f"http://127.0.0.1:{port}"
     group = ProcessGroup()
+    # `kill`, systemd and container runtimes stop with SIGTERM: stop the children as Ctrl-C does
+    # (Python's default would exit at once and leave them running)
+    signal.signal(signal.SIGTERM, _interrupt)
     overrides = {
         "DATABASE_URL": settings.database_url,
         # every listener of `up` on loopback only
@@ -898,6 +902,10 @@ def up(
         console.print("stopping…")
     finally:
         group.stop()
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _safe_database_url(settings: "Settings") -> str:

@@ -220,15 +220,15 @@ def start_up(home: Path, *extra: str, **env: str) -> Up:
             lambda: _read_key(process), 120, interval=0, what="the local key from `evenhand up`"
         )
     except BaseException:
-        stop_process(process)  # type: ignore[arg-type]
+        stop_process(process, timeout=60)  # type: ignore[arg-type]
         raise
     return Up(process, full_env, home, api_port, flower_port, metrics_port, key)
 
 
-def stop_up(up: Up) -> None:
-    """Ctrl-C, as a user stops it; every child must be gone afterwards."""
+def stop_up(up: Up, how: signal.Signals = signal.SIGINT) -> None:
+    """Ctrl-C (or `kill`), as a user stops it; every child must be gone afterwards."""
     children = psutil.Process(up.process.pid).children(recursive=True)
-    up.process.send_signal(signal.SIGINT)
+    up.process.send_signal(how)
     assert up.process.wait(60) == 0
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"still running after Ctrl-C: {[p.pid for p in alive]}"
@@ -245,7 +245,15 @@ def running_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     try:
         yield up
     finally:
-        stop_process(up.process)  # type: ignore[arg-type]
+        stop_process(up.process, timeout=60)  # type: ignore[arg-type]
+
+
+def test_up_stops_everything_on_sigterm(tmp_path: Path) -> None:
+    up = start_up(tmp_path)
+    try:
+        stop_up(up, signal.SIGTERM)  # what `kill`, systemd and docker send
+    finally:
+        stop_process(up.process, timeout=60)  # type: ignore[arg-type]
 
 
 def test_up_is_ready_when_it_says_so_and_submit_wait_needs_no_variables(
@@ -366,7 +374,7 @@ def test_up_stops_everything_on_ctrl_c_and_reuses_its_key(tmp_path: Path) -> Non
         assert flower.status_code == 401  # fresh basic auth credentials unless --flower-no-auth
         stop_up(first)
     finally:
-        stop_process(first.process)  # type: ignore[arg-type]
+        stop_process(first.process, timeout=60)  # type: ignore[arg-type]
     # the database lives in the per-user data folder, not in the folder `up` ran in
     assert (tmp_path / "data" / "evenhand" / "evenhand.db").exists()
     assert not (tmp_path / "var").exists()
@@ -377,7 +385,7 @@ def test_up_stops_everything_on_ctrl_c_and_reuses_its_key(tmp_path: Path) -> Non
         assert keys.stdout.count("local-") == 1, keys.stdout
         stop_up(second)
     finally:
-        stop_process(second.process)  # type: ignore[arg-type]
+        stop_process(second.process, timeout=60)  # type: ignore[arg-type]
 
 
 def _read_key(up: subprocess.Popen[str]) -> str | None:
