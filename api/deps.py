@@ -10,8 +10,9 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import Problem
+from api.group_commit import GroupCommit
 from api.job_cache import JobCache
-from api.limits import RateLimiter
+from api.limits import DailyUsage, RateLimiter
 from api.watch import JobWatch
 from kernel.config import Settings, get_settings
 from kernel.db import autocommit_scope, get_engine
@@ -101,6 +102,20 @@ async def get_job_watch(request: Request) -> JobWatch:
 
 
 JobWatchDep = Annotated[JobWatch, Depends(get_job_watch)]
+
+
+async def get_daily_usage(request: Request) -> DailyUsage:
+    return request.app.state.daily_usage
+
+
+DailyUsageDep = Annotated[DailyUsage, Depends(get_daily_usage)]
+
+
+async def get_group_commit(request: Request) -> GroupCommit:
+    return request.app.state.group_commit
+
+
+GroupCommitDep = Annotated[GroupCommit, Depends(get_group_commit)]
 
 
 async def get_job_cache(request: Request) -> JobCache:

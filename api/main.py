@@ -17,19 +17,22 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic.json_schema import models_json_schema
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import KeyCache
 from api.errors import install_error_handlers
+from api.group_commit import GroupCommit
 from api.job_cache import JobCache
-from api.limits import RateLimiter
+from api.limits import DailyUsage, RateLimiter
 from api.routes import articles, batches, health, jobs, pages, stories
 from api.routes.pages import STATIC_DIR
 from api.schemas import ArticleCreate, BatchCreate
 from api.stories import StoryCreate
 from api.watch import JobWatch
 from kernel.config import get_settings
+from kernel.jobs import published_marks
 from kernel.logging import configure_logging
 from kernel.metrics import JobsCollector
 from kernel.tracing import trace_api
@@ -57,6 +60,8 @@ def create_app() -> FastAPI:
         job_watch.start()
         rate_limiter.start()
         yield
+        await run_in_threadpool(group_commit.close)
+        await run_in_threadpool(published_marks.flush)  # else the sweeper publishes them again
         await rate_limiter.stop()
         await job_watch.stop()
 
@@ -65,6 +70,8 @@ def create_app() -> FastAPI:
     app.state.job_cache = job_cache
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.rate_limiter = rate_limiter
+    app.state.daily_usage = DailyUsage()
+    app.state.group_commit = group_commit = GroupCommit()
     install_error_handlers(app)
 
     app.add_middleware(DrainUnreadBodyMiddleware)

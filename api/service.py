@@ -9,11 +9,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from api.errors import Problem
+from api.group_commit import GroupCommit
 from api.job_cache import JobCache
-from api.limits import enforce_daily_quota
+from api.limits import DailyUsage
 from api.schemas import (
     ArticleAccepted,
     ArticleCreate,
@@ -85,21 +86,24 @@ def submit_article(
     owner: ApiKey,
     payload: ArticleCreate,
     settings: Settings,
+    usage: DailyUsage,
+    groups: GroupCommit,
     idempotency_key: str | None = None,
 ) -> tuple[ArticleAccepted, bool]:
-    """Store the article and its job, commit, then publish the job's task.
+    """Store the article and its job (committed with the submits that arrive meanwhile), then
+    publish the job's task.
 
     Returns the accepted job and whether it is a replay of an earlier request with the same
     Idempotency-Key (nothing new is stored or published then).
     """
     if idempotency_key and (earlier := replay(session, owner, idempotency_key, payload)):
         return accepted(earlier), True
-    enforce_daily_quota(session, owner, settings, new_jobs=1)
-    job = add_job(session, owner, payload, settings)
+    usage.enforce(session, owner, settings, new_jobs=1)
+    article, job = new_job(owner, payload, settings)
+    rows: list[SQLModel] = [article, job]
     if idempotency_key:
-        session.flush()  # the job row first: the record refers to it
         assert owner.id is not None
-        session.add(
+        rows.append(
             IdempotencyRecord(
                 owner_id=owner.id,
                 key=idempotency_key,
@@ -107,16 +111,14 @@ def submit_article(
                 job_id=job.id,
             )
         )
-    answer = accepted(job)  # before the commit, which expires the row's attributes
+    answer = accepted(job)
     try:
-        session.commit()  # the job is safe before anything is published
+        groups.write(rows, job.id, submission_label(payload))  # returns once committed
     except IntegrityError:
         # a concurrent request with the same key won the race: answer as it did
-        session.rollback()
         if idempotency_key and (earlier := replay(session, owner, idempotency_key, payload)):
             return accepted(earlier), True
         raise
-    publish_jobs([answer.job_id], {answer.job_id: submission_label(payload)})
     return answer, False
 
 
@@ -128,6 +130,19 @@ def add_job(
     batch_id: uuid.UUID | None = None,
 ) -> Job:
     """Check one article and add it with its job to the session (the caller commits)."""
+    article, job = new_job(owner, payload, settings, batch_id)
+    session.add(article)
+    session.add(job)
+    return job
+
+
+def new_job(
+    owner: ApiKey,
+    payload: ArticleCreate,
+    settings: Settings,
+    batch_id: uuid.UUID | None = None,
+) -> tuple[Article, Job]:
+    """One article, checked, and its job, not yet stored."""
     kind, raw = next(
         (k, v)
         for k, v in (("text", payload.text), ("html", payload.html), ("url", payload.url))
@@ -163,9 +178,7 @@ def add_job(
         batch_id=batch_id,
         callback_url=payload.callback_url,
     )
-    session.add(article)
-    session.add(job)
-    return job
+    return article, job
 
 
 def submission_label(payload: ArticleCreate) -> str | None:
@@ -174,7 +187,7 @@ def submission_label(payload: ArticleCreate) -> str | None:
 
 
 def submit_batch(
-    session: Session, owner: ApiKey, payload: BatchCreate, settings: Settings
+    session: Session, owner: ApiKey, payload: BatchCreate, settings: Settings, usage: DailyUsage
 ) -> tuple[Batch, list[Job]]:
     """All articles and their jobs in one transaction (all or none), then publish each."""
     if len(payload.articles) > settings.max_batch:
@@ -183,7 +196,7 @@ def submit_batch(
             f"The batch has {len(payload.articles)} articles; the limit is {settings.max_batch}: "
             "split it into several batches.",
         )
-    enforce_daily_quota(session, owner, settings, new_jobs=len(payload.articles))
+    usage.enforce(session, owner, settings, new_jobs=len(payload.articles))
     assert owner.id is not None
     batch = Batch(owner_id=owner.id)
     session.add(batch)

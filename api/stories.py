@@ -11,7 +11,7 @@ from pydantic.json_schema import JsonDict
 from sqlmodel import Session, col, select
 
 from api.errors import Problem
-from api.limits import enforce_daily_quota
+from api.limits import DailyUsage
 from api.schemas import SUBMIT_EXAMPLE, ArticleCreate
 from api.service import add_job, decode_cursor, submission_label
 from kernel.config import Settings
@@ -185,7 +185,7 @@ def _existing_job(session: Session, owner: ApiKey, article_id: uuid.UUID) -> tup
 
 
 def submit_story(
-    session: Session, owner: ApiKey, payload: StoryCreate, settings: Settings
+    session: Session, owner: ApiKey, payload: StoryCreate, settings: Settings, usage: DailyUsage
 ) -> StoryAccepted:
     """The story, its articles and one job each in one transaction, then the jobs published."""
     if len(payload.articles) > settings.max_story_articles:
@@ -197,7 +197,7 @@ def submit_story(
     given = [a.article_id for a in payload.articles if isinstance(a, StoryArticleRef)]
     if len(set(given)) < len(given):
         raise Problem(422, "The same article_id is given twice; give each article once.")
-    enforce_daily_quota(session, owner, settings, new_jobs=len(payload.articles))
+    usage.enforce(session, owner, settings, new_jobs=len(payload.articles))
     assert owner.id is not None
     story = Story(owner_id=owner.id, title=payload.title)
     session.add(story)

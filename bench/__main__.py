@@ -37,6 +37,7 @@ STEPS = [
     ("concurrency", "1. worker concurrency"),
     ("overhead", "2. worker overhead"),
     ("api", "3. API req/s"),
+    ("submit", "3. submit vs the tutorial peer"),
     ("latency", "4. latency"),
     ("memory", "6. memory"),
     ("scale", "5. scale"),

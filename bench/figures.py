@@ -15,9 +15,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from evenhand.embedded import free_port, wait_for_port
 from kernel.config import Settings
 from testkit.fixtures import fresh_text
 from testkit.real_llm import RealLLM, real_llm_server
-from testkit.stack import ROOT, stop_process, wait_until
+from testkit.stack import ROOT, Stack, stop_process, wait_until
 
 Log = Callable[[str], None]
 
@@ -465,6 +465,125 @@ def fig_api(bench: Bench, sampler: RssSampler, quick: bool, log: Log) -> dict[st
             out[f"{route}_c{c}_ratio"] = round(good_rps / bare_rps, 3) if bare_rps else None
     api_rss = rss_mb(psutil.Process(bench.stack.processes["api"].pid))
     out["api_rss_after_mb"] = round(api_rss, 1) if api_rss else None
+    return out
+
+
+# --- 3. submit against the tutorial peer ----------------------------------------------------------
+
+SUBMIT_CONNECTIONS = 8
+SUBMIT_CHARS = 3000
+
+
+def _serve(module: str, port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`python -m module PORT` (bench/bare_app.py or bench/peer_app.py), once it listens."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, str(port)],
+        cwd=ROOT,
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    if not wait_for_port(port, 30):
+        stop_process(process)
+        raise RuntimeError(f"{module} did not start: {log_path.read_text()[-1500:]}")
+    return process
+
+
+@contextmanager
+def _sqlite_stack(bench: Bench) -> Iterator[Stack]:
+    """An evenhand API like the run's own, on a SQLite file of its own (the default database)."""
+    log_dir = bench.stack.log_dir.parent / f"stack-sqlite-{uuid.uuid4().hex[:6]}"
+    log_dir.mkdir()
+    stack = Stack(
+        name="submit-sqlite",
+        env={
+            **bench.stack.env,
+            "DATABASE_URL": f"sqlite:///{log_dir / 'evenhand.db'}",
+            "EVENHAND_QUEUE": f"evenhand-bench-sqlite-{uuid.uuid4().hex[:8]}",
+        },
+        api_url=f"http://127.0.0.1:{free_port()}",
+        key="",
+        llm=bench.llm,
+        log_dir=log_dir,
+    )
+    try:
+        stack.run_cli("migrate")
+        stack.key = stack.new_key("bench")
+        stack.start_api()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _ok_rate(result: dict[str, Any], seconds: int) -> float:
+    """2xx answers per second (wrk counts the others as requests too)."""
+    if result["requests"] is None:
+        return float(result["req_per_s"])
+    return (result["requests"] - result["non_2xx"]) / seconds
+
+
+def _submit_side_by_side(
+    stack: Stack, bare_url: str, seconds: int, rounds: int, log: Log
+) -> dict[str, Any]:
+    """Rounds of bare GET, peer POST and evenhand POST, one after the other, at 8 connections."""
+    port = free_port()
+    peer = _serve("bench.peer_app", port, stack.env, stack.log_dir / "peer.log")
+    body = json.dumps({"text": article_text(SUBMIT_CHARS, tag="submit")}).encode()
+    json_headers = {"Content-Type": "application/json"}
+    targets = {
+        "bare": (bare_url, {}, None),
+        "peer": (f"http://127.0.0.1:{port}/articles", json_headers, body),
+        "evenhand": (
+            f"{stack.api_url}/v1/articles",
+            {**json_headers, "Authorization": f"Bearer {stack.key}"},
+            body,
+        ),
+    }
+    runs: dict[str, list[float]] = {name: [] for name in targets}
+    try:
+        for url, headers, data in targets.values():  # warm-up: pools, caches, the JIT of wrk
+            load(url, 1, SUBMIT_CONNECTIONS, headers, data)
+        for _ in range(rounds):
+            for name, (url, headers, data) in targets.items():
+                result, _tool = load(url, seconds, SUBMIT_CONNECTIONS, headers, data)
+                runs[name].append(round(_ok_rate(result, seconds), 1))
+        log(f"  {stack.name}: " + ", ".join(f"{k} {v} req/s" for k, v in runs.items()))
+    finally:
+        stop_process(peer)
+    ratios = [e / p for e, p in zip(runs["evenhand"], runs["peer"], strict=True) if p]
+    return {
+        "runs_req_per_s": runs,
+        "bare_req_per_s": statistics.median(runs["bare"]),
+        "peer_req_per_s": statistics.median(runs["peer"]),
+        "evenhand_req_per_s": statistics.median(runs["evenhand"]),
+        "evenhand_over_peer": round(statistics.median(ratios), 3) if ratios else None,
+        "evenhand_over_peer_runs": [round(r, 3) for r in ratios],
+        "peer_over_bare": round(
+            statistics.median(runs["peer"]) / statistics.median(runs["bare"]), 3
+        ),
+    }
+
+
+def fig_submit(bench: Bench, sampler: RssSampler, quick: bool, log: Log) -> dict[str, Any]:
+    """POST /v1/articles against the tutorial peer (bench/peer_app.py), and the bare app as the
+    physical limit, side by side, on PostgreSQL and on SQLite; no worker consumes meanwhile."""
+    seconds, rounds = (2, 1) if quick else (8, 3)
+    out: dict[str, Any] = {
+        "connections": SUBMIT_CONNECTIONS,
+        "body_chars": SUBMIT_CHARS,
+        "seconds_per_run": seconds,
+        "rounds": rounds,
+    }
+    bare_port = free_port()
+    bare = _serve("bench.bare_app", bare_port, bench.stack.env, bench.stack.log_dir / "bare.log")
+    bare_url = f"http://127.0.0.1:{bare_port}/ping"
+    try:
+        with bench.sibling("submit") as pg:
+            out["postgresql"] = _submit_side_by_side(pg.stack, bare_url, seconds, rounds, log)
+        with _sqlite_stack(bench) as sqlite:
+            out["sqlite"] = _submit_side_by_side(sqlite, bare_url, seconds, rounds, log)
+    finally:
+        stop_process(bare)
     return out
 
 

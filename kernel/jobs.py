@@ -4,6 +4,7 @@ Every transition is a conditional UPDATE, so two processes racing on one job (a 
 a cancel during a run) cannot both win.
 """
 
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,11 +37,14 @@ def task_label(*names: str | None) -> str | None:
     return None
 
 
-def send_job_task(job_id: uuid.UUID, label: str | None = None, attempts: int = 0) -> bool:
+def send_job_task(
+    job_id: uuid.UUID, label: str | None = None, attempts: int = 0, producer: Any = None
+) -> bool:
     """Publish the job's task by name; False (logged) when the broker is unreachable.
 
     The task's id is the job's id, so Flower finds a job by its id; `retries` is the runs its
     current attempt count has used; Flower shows the job id and the label as the arguments.
+    `producer`: one kombu producer shared by several publishes (Celery acquires one per call).
     """
     job = str(job_id)
     try:
@@ -50,6 +54,7 @@ def send_job_task(job_id: uuid.UUID, label: str | None = None, attempts: int = 0
             task_id=job,
             retries=attempts,
             argsrepr=repr((job, label) if label else (job,)),
+            producer=producer,
         )
     except Exception as exc:  # kombu raises several connection error types
         log.warning("job_publish_failed", job_id=str(job_id), error=type(exc).__name__)
@@ -66,23 +71,96 @@ def send_webhook(job_id: str) -> None:
 
 
 def publish_jobs(
-    job_ids: list[uuid.UUID], labels: dict[uuid.UUID, str | None] | None = None
+    job_ids: list[uuid.UUID],
+    labels: dict[uuid.UUID, str | None] | None = None,
+    *,
+    mark_later: bool = False,
 ) -> int:
     """Send the jobs' tasks, then mark the sent ones published in one UPDATE; how many were sent.
     Call only after the job rows are committed.
 
     When the broker is unreachable the rest stay `queued` in the database, safe, with
-    `published_at` empty; the sweeper publishes them once the broker is back.
+    `published_at` empty; the sweeper publishes them once the broker is back. `mark_later`
+    leaves the UPDATE to a background thread (`published_marks`), off a request's path.
     """
-    sent = []
-    for job_id in job_ids:
-        if not send_job_task(job_id, (labels or {}).get(job_id)):
-            break
-        sent.append(job_id)
-    if sent:
+    sent: list[uuid.UUID] = []
+    try:
+        with celery_app.producer_or_acquire() as producer:
+            for job_id in job_ids:
+                if not send_job_task(job_id, (labels or {}).get(job_id), producer=producer):
+                    break
+                sent.append(job_id)
+    except Exception as exc:  # releasing a producer whose connection broke
+        log.warning("job_publish_failed", jobs=len(job_ids) - len(sent), error=type(exc).__name__)
+    if sent and mark_later:
+        published_marks.add(sent)
+    elif sent:
         with autocommit_scope() as session:
-            _update_job(session, col(Job.id).in_(sent), published_at=utcnow())
+            _mark_published(session, sent)
     return len(sent)
+
+
+def _mark_published(session: Session, job_ids: list[uuid.UUID]) -> int:
+    # only jobs still waiting: a job a worker claimed (or a retry put back) is past this mark
+    return _update_job(
+        session,
+        col(Job.id).in_(job_ids),
+        col(Job.status) == JobStatus.queued,
+        col(Job.published_at).is_(None),
+        published_at=utcnow(),
+    )
+
+
+class PublishedMarks:
+    """Marks published jobs from one background thread: every job sent while the previous UPDATE
+    ran goes into the next one, so under load one statement marks many submits.
+
+    A mark that comes late, or never (the process died, the database was away), costs a second
+    publish: the sweeper publishes an unmarked job again after `PUBLISH_GRACE`, and a worker that
+    finds its job already claimed or finished does nothing (`claim_job`). No job is lost.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[uuid.UUID] = []
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, job_ids: list[uuid.UUID]) -> None:
+        with self._changed:
+            self._pending.extend(job_ids)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="published-marks", daemon=True
+                )
+                self._thread.start()
+            self._changed.notify()
+
+    def _take(self) -> list[uuid.UUID]:
+        with self._changed:
+            taken, self._pending = self._pending, []
+        return taken
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: bool(self._pending))
+            self._write(self._take())
+
+    def _write(self, job_ids: list[uuid.UUID]) -> None:
+        if not job_ids:
+            return
+        try:
+            with autocommit_scope() as session:
+                _mark_published(session, job_ids)
+        except Exception as exc:  # the sweeper publishes unmarked jobs again: nothing is lost
+            log.warning("job_publish_mark_failed", jobs=len(job_ids), error=type(exc).__name__)
+
+    def flush(self) -> None:
+        """Mark what is pending now, in the caller's thread (at shutdown)."""
+        self._write(self._take())
+
+
+published_marks = PublishedMarks()
 
 
 @dataclass(frozen=True)

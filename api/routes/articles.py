@@ -6,7 +6,7 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ValidationError
 
-from api.deps import CurrentKeyDep, SessionDep, SettingsDep
+from api.deps import CurrentKeyDep, DailyUsageDep, GroupCommitDep, SessionDep, SettingsDep
 from api.errors import Problem, invalid_body
 from api.schemas import SUBMIT_EXAMPLE, ArticleAccepted, ArticleCreate, ArticlePublic
 from api.service import read_article, submit_article
@@ -103,6 +103,8 @@ def create_article(
     owner: CurrentKeyDep,
     session: SessionDep,
     settings: SettingsDep,
+    usage: DailyUsageDep,
+    groups: GroupCommitDep,
     payload: Annotated[ArticleCreate, Depends(parse_submission)],
     idempotency_key: Annotated[
         str | None,
@@ -114,7 +116,9 @@ def create_article(
     ] = None,
 ) -> ArticleAccepted:
     """Submit an article; answers 202 with the job to poll."""
-    answer, replayed = submit_article(session, owner, payload, settings, idempotency_key)
+    answer, replayed = submit_article(
+        session, owner, payload, settings, usage, groups, idempotency_key
+    )
     response.headers["Location"] = f"/v1/jobs/{answer.job_id}"
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from api.deps import CurrentKeyDep, SessionDep, SettingsDep
+from api.deps import CurrentKeyDep, DailyUsageDep, SessionDep, SettingsDep
 from api.routes.articles import read_json_body
 from api.schemas import BatchCreate, BatchPublic
 from api.service import read_batch, submit_batch
@@ -36,10 +36,11 @@ def create_batch(
     owner: CurrentKeyDep,
     session: SessionDep,
     settings: SettingsDep,
+    usage: DailyUsageDep,
     payload: Annotated[BatchCreate, Depends(parse_batch)],
 ) -> BatchPublic:
     """Submit many articles; one job each, all stored or none."""
-    batch, _jobs = submit_batch(session, owner, payload, settings)
+    batch, _jobs = submit_batch(session, owner, payload, settings, usage)
     response.headers["Location"] = f"/v1/batches/{batch.id}"
     return read_batch(session, owner, batch.id)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentKeyDep, JobWatchDep, SessionDep, SettingsDep
+from api.deps import CurrentKeyDep, DailyUsageDep, JobWatchDep, SessionDep, SettingsDep
 from api.routes.articles import read_json_body
 from api.stories import (
     StoryAccepted,
@@ -46,10 +46,11 @@ def create_story(
     owner: CurrentKeyDep,
     session: SessionDep,
     settings: SettingsDep,
+    usage: DailyUsageDep,
     payload: Annotated[StoryCreate, Depends(parse_story)],
 ) -> StoryAccepted:
     """Submit 2 or more articles about one event; one job each, then their comparison."""
-    accepted = submit_story(session, owner, payload, settings)
+    accepted = submit_story(session, owner, payload, settings, usage)
     response.headers["Location"] = f"/v1/stories/{accepted.story_id}"
     return accepted
 

@@ -5,11 +5,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from evenhand.embedded import free_port
 from testkit.fixtures import fresh_text
@@ -119,6 +122,70 @@ def test_redis_outage_under_load_loses_nothing(chaos: Stack, chaos_redis: RedisP
     # the worker consumes again by itself after the broker came back
     after = submit_many(chaos, 2)
     assert_all_succeeded_once(chaos, after, timeout=30)
+
+
+def submit_during(stack: Stack, count: int, outage: Callable[[], None]) -> list[httpx.Response]:
+    """`count` submits from 8 threads (so the API commits them in groups), with `outage` run
+    in the middle of them."""
+    body = {"text": fresh_text("news_multiple_sides.txt")}
+
+    def post(index: int) -> httpx.Response:
+        if index == count // 3:
+            outage()
+        with stack.client() as client:
+            return client.post("/v1/articles", json={**body, "title": f"group {index}"})
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(post, range(count)))
+
+
+def accepted_ids(answers: list[httpx.Response]) -> list[str]:
+    for answer in answers:
+        assert answer.status_code in (202, 503), answer.text
+        if answer.status_code == 503:
+            assert answer.headers["content-type"].startswith("application/problem+json")
+            assert "nothing was stored" in answer.json()["detail"]
+    return [a.json()["job_id"] for a in answers if a.status_code == 202]
+
+
+def test_broker_outage_in_the_middle_of_groups_loses_no_accepted_article(
+    chaos: Stack, chaos_redis: RedisProcess
+) -> None:
+    chaos.llm.control(latency=0)
+    answers = submit_during(chaos, 60, chaos_redis.stop)
+    accepted = accepted_ids(answers)
+    assert len(accepted) == 60  # the database held every one: all accepted, published later
+    chaos_redis.start()
+    assert_all_succeeded_once(chaos, accepted, timeout=120)
+
+
+def test_database_outage_in_the_middle_of_groups_loses_no_accepted_article(
+    chaos: Stack, postgres_server_url: str
+) -> None:
+    chaos.llm.control(latency=0)
+    name = make_url(chaos.env["DATABASE_URL"]).database
+    admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+
+    def database_away() -> None:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+            connection.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+                ),
+                {"n": name},
+            )
+
+    try:
+        answers = submit_during(chaos, 60, database_away)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
+        admin.dispose()
+    accepted = accepted_ids(answers)
+    assert 0 < len(accepted) < 60, [a.status_code for a in answers]
+    # every 202 was committed: each job is there and runs once the worker reconnects
+    assert_all_succeeded_once(chaos, accepted, timeout=120)
 
 
 def test_llm_fault_storm_every_job_succeeds(chaos: Stack) -> None:
