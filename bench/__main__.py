@@ -150,6 +150,13 @@ def rows(results: dict[str, Any], quick: bool) -> list[dict[str, Any]]:
                 f">= {target}",
                 (ratio or 0) >= target,
             )
+    submit = r.get("submit", {})
+    for db in ("postgresql", "sqlite"):
+        side = submit.get(db, {})
+        add(f"submit_peer_{db}", f"3. tutorial peer POST, {db}, 8 conns", side.get("peer_req_per_s"), "baseline", None, "req/s")  # fmt: skip
+        add(f"submit_evenhand_{db}", f"3. POST /v1/articles, {db}, 8 conns", side.get("evenhand_req_per_s"), "-", None, "req/s")  # fmt: skip
+        ratio = side.get("evenhand_over_peer")
+        add(f"submit_vs_peer_{db}", f"3. POST /v1/articles / tutorial peer, {db}", ratio, ">= 1.0", (ratio or 0) >= 1.0)  # fmt: skip
     lat = r.get("latency", {})
     add(
         "latency_median_ms",

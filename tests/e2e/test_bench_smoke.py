@@ -31,6 +31,8 @@ FIGURES = [
     "bare_req_per_s_c8",  # 3. API vs a bare FastAPI app
     "post_ratio_c8",
     "get_ratio_c8",
+    "submit_vs_peer_postgresql",  # 3. POST vs the tutorial peer
+    "submit_vs_peer_sqlite",
     "latency_median_ms",  # 4. latency
     "latency_p99_ms",
     "scale_get_job_ratio",  # 5. scale
@@ -53,7 +55,7 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     results = json.loads(out.read_text())

@@ -147,7 +147,7 @@ def test_a_broker_failing_midway_leaves_the_unsent_jobs_for_the_sweeper(
     job_ids = [new_job(session) for _ in range(3)]
     sent: list[uuid.UUID] = []
 
-    def broker_fails_after_one(job_id: uuid.UUID, *_label: object) -> bool:  # the broker fails
+    def broker_fails_after_one(job_id: uuid.UUID, *_label: object, **_producer: object) -> bool:
         if sent:
             return False
         sent.append(job_id)
