@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import structlog
+from opentelemetry import context
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
@@ -35,6 +36,9 @@ class PendingSubmit:
     rows: list[SQLModel]  # in insert order: the article, its job, an idempotency record
     job_id: uuid.UUID
     label: str | None
+    # the request's trace context: the task is published in it, so the job's trace starts at the
+    # POST that submitted it
+    trace_context: context.Context = field(default_factory=context.get_current)
     stored: Future[None] = field(default_factory=Future)
 
 
@@ -81,7 +85,8 @@ class GroupCommit:
                 # after the submits are answered; the submits that arrive meanwhile make the
                 # next group larger (a publisher thread of its own measured no faster)
                 labels = {item.job_id: item.label for item in stored}
-                publish_jobs(list(labels), labels, mark_later=True)
+                contexts = {item.job_id: item.trace_context for item in stored}
+                publish_jobs(list(labels), labels, mark_later=True, contexts=contexts)
 
 
 def write_group(group: list[PendingSubmit]) -> list[PendingSubmit]:

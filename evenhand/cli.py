@@ -817,6 +817,9 @@ def up(
     # `kill`, systemd and container runtimes stop with SIGTERM: stop the children as Ctrl-C does
     # (Python's default would exit at once and leave them running)
     signal.signal(signal.SIGTERM, _interrupt)
+    # a shell script's `evenhand up &` starts it with SIGINT ignored: Ctrl-C (or `kill -INT`)
+    # must stop it all the same
+    signal.signal(signal.SIGINT, _interrupt)
     overrides = {
         "DATABASE_URL": settings.database_url,
         # every listener of `up` on loopback only

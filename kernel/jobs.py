@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
+from opentelemetry import context as otel_context
 from sqlmodel import Session, col, select
 
 from kernel.celery_app import SUMMARIZE_TASK, WEBHOOK_TASK, celery_app
@@ -75,20 +76,27 @@ def publish_jobs(
     labels: dict[uuid.UUID, str | None] | None = None,
     *,
     mark_later: bool = False,
+    contexts: dict[uuid.UUID, otel_context.Context] | None = None,
 ) -> int:
     """Send the jobs' tasks, then mark the sent ones published in one UPDATE; how many were sent.
     Call only after the job rows are committed.
 
     When the broker is unreachable the rest stay `queued` in the database, safe, with
     `published_at` empty; the sweeper publishes them once the broker is back. `mark_later`
-    leaves the UPDATE to a background thread (`published_marks`), off a request's path.
+    leaves the UPDATE to a background thread (`published_marks`), off a request's path;
+    `contexts` are the trace contexts to publish each job's task in (from another thread).
     """
     sent: list[uuid.UUID] = []
     try:
         with celery_app.producer_or_acquire() as producer:
             for job_id in job_ids:
-                if not send_job_task(job_id, (labels or {}).get(job_id), producer=producer):
-                    break
+                token = otel_context.attach(contexts[job_id]) if contexts else None
+                try:
+                    if not send_job_task(job_id, (labels or {}).get(job_id), producer=producer):
+                        break
+                finally:
+                    if token is not None:
+                        otel_context.detach(token)
                 sent.append(job_id)
     except Exception as exc:  # releasing a producer whose connection broke
         log.warning("job_publish_failed", jobs=len(job_ids) - len(sent), error=type(exc).__name__)
