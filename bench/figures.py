@@ -411,6 +411,28 @@ def _wait_healthy(bench: Bench, timeout: float = 90) -> float:
     return round(time.perf_counter() - t, 1)
 
 
+def _serve(module: str, port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`python -m module PORT` (bench/bare_app.py or bench/peer_app.py), once it listens."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, str(port)],
+        cwd=ROOT,
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    if not wait_for_port(port, 30):
+        stop_process(process)
+        raise RuntimeError(f"{module} did not start: {log_path.read_text()[-1500:]}")
+    return process
+
+
+def _ok_rate(result: dict[str, Any], seconds: int) -> float:
+    """2xx answers per second (wrk counts the others as requests too)."""
+    if result["requests"] is None:
+        return float(result["req_per_s"])
+    return (result["requests"] - result["non_2xx"]) / seconds
+
+
 def fig_api(bench: Bench, sampler: RssSampler, quick: bool, log: Log) -> dict[str, Any]:
     """req/s of the two routes vs a bare FastAPI app, at 32 and at 8 connections (wrk)."""
     import json
@@ -418,18 +440,9 @@ def fig_api(bench: Bench, sampler: RssSampler, quick: bool, log: Log) -> dict[st
     seconds = 2 if quick else 8
     conns = (8,) if quick else (32, 8)  # 32 jams GET /v1/jobs/{id} for ~30 s: not in the smoke run
     port = free_port()
-    bare_log = (bench.stack.log_dir / "bare.log").open("wb")
-    bare = subprocess.Popen(
-        [sys.executable, "-m", "bench.bare_app", str(port)],
-        cwd=ROOT,
-        stdout=bare_log,
-        stderr=subprocess.STDOUT,
-        env=bench.stack.env,
-    )
+    bare = _serve("bench.bare_app", port, bench.stack.env, bench.stack.log_dir / "bare.log")
     out: dict[str, Any] = {"seconds_per_run": seconds, "post_body_chars": 5000}
     try:
-        if not wait_for_port(port, 20):
-            raise RuntimeError("the bare app did not start")
         load(f"http://127.0.0.1:{port}/ping", 1, 32, {})  # warm-up
         for c in conns:
             res, tool = load(f"http://127.0.0.1:{port}/ping", seconds, c, {})
@@ -458,9 +471,7 @@ def fig_api(bench: Bench, sampler: RssSampler, quick: bool, log: Log) -> dict[st
     for c in conns:
         bare_rps = out[f"bare_c{c}"]["req_per_s"]
         for route in ("get", "post"):
-            r = out[f"{route}_c{c}"]
-            ok = r["requests"] - r["non_2xx"] if r["requests"] is not None else None
-            good_rps = (ok / seconds) if ok is not None else r["req_per_s"]
+            good_rps = _ok_rate(out[f"{route}_c{c}"], seconds)
             out[f"{route}_c{c}_ok_req_per_s"] = round(good_rps, 1)
             out[f"{route}_c{c}_ratio"] = round(good_rps / bare_rps, 3) if bare_rps else None
     api_rss = rss_mb(psutil.Process(bench.stack.processes["api"].pid))
@@ -472,21 +483,6 @@ def fig_api(bench: Bench, sampler: RssSampler, quick: bool, log: Log) -> dict[st
 
 SUBMIT_CONNECTIONS = 8
 SUBMIT_CHARS = 3000
-
-
-def _serve(module: str, port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """`python -m module PORT` (bench/bare_app.py or bench/peer_app.py), once it listens."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, str(port)],
-        cwd=ROOT,
-        stdout=log_path.open("ab"),
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    if not wait_for_port(port, 30):
-        stop_process(process)
-        raise RuntimeError(f"{module} did not start: {log_path.read_text()[-1500:]}")
-    return process
 
 
 @contextmanager
@@ -513,13 +509,6 @@ def _sqlite_stack(bench: Bench) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
-
-
-def _ok_rate(result: dict[str, Any], seconds: int) -> float:
-    """2xx answers per second (wrk counts the others as requests too)."""
-    if result["requests"] is None:
-        return float(result["req_per_s"])
-    return (result["requests"] - result["non_2xx"]) / seconds
 
 
 def _submit_side_by_side(
