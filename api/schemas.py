@@ -10,7 +10,7 @@ from sqlmodel.main import SQLModelConfig
 
 from kernel.addresses import URLNotAllowed, vet_url
 from kernel.config import get_settings
-from kernel.models import ArticleBase, JobStatus
+from kernel.models import ArticleBase, BatchMode, JobStatus
 from kernel.schemas import EXAMPLE_JOB, EXAMPLE_RESULT, JobPublic, ResultPublic, UtcDateTime
 
 SUBMIT_EXAMPLE: JsonDict = {
@@ -170,6 +170,27 @@ class BatchCreate(BaseModel):
     )
 
     articles: list[ArticleCreate] = Field(min_length=1)
+    mode: BatchMode = Field(
+        BatchMode.live,
+        description='"live": each job calls the LLM as it runs. "provider_batch": the jobs\' '
+        "LLM calls go through the provider's Batch API (about half the price; the jobs end when "
+        "the provider's batch does, within its completion window)",
+    )
+
+
+class ProviderRoundPublic(BaseModel):
+    """One round of a provider_batch batch at the provider: its jobs' requests, sent as one."""
+
+    round: int
+    status: str = Field(
+        description='"submitting" until the provider has it, then the provider\'s own status '
+        "(validating, in_progress, finalizing, completed, expired, failed, cancelled)"
+    )
+    provider_id: str | None = Field(description="The provider's batch id")
+    requests: int
+    error: str | None = Field(description="The provider's reason, when it failed the round")
+    created_at: UtcDateTime
+    finished_at: UtcDateTime | None
 
 
 class BatchPublic(BaseModel):
@@ -181,6 +202,7 @@ class BatchPublic(BaseModel):
                 {
                     "id": "5c0b9f4e-2d7a-4f3b-8e6c-1a2b3c4d5e6f",
                     "created_at": "2026-11-27T09:00:00Z",
+                    "mode": "live",
                     "total": 2,
                     "counts": {
                         "queued": 1,
@@ -204,7 +226,13 @@ class BatchPublic(BaseModel):
 
     id: uuid.UUID
     created_at: UtcDateTime
+    mode: BatchMode
     total: int
     counts: dict[str, int] = Field(description="Jobs per status")
     finished: bool = Field(description="Every job succeeded, failed or was canceled")
     jobs: list[ArticleAccepted]
+    provider_batches: list[ProviderRoundPublic] = Field(
+        default_factory=list,
+        description="provider_batch mode: each round of requests sent to the provider's Batch "
+        "API, oldest first",
+    )

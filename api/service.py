@@ -22,6 +22,7 @@ from api.schemas import (
     BatchCreate,
     BatchPublic,
     JobPage,
+    ProviderRoundPublic,
 )
 from kernel.config import Settings
 from kernel.events import announce_job
@@ -37,9 +38,11 @@ from kernel.models import (
     ApiKey,
     Article,
     Batch,
+    BatchMode,
     IdempotencyRecord,
     Job,
     JobStatus,
+    ProviderBatch,
 )
 from kernel.results import latest_result_of_article
 from kernel.schemas import JobPublic
@@ -196,9 +199,16 @@ def submit_batch(
             f"The batch has {len(payload.articles)} articles; the limit is {settings.max_batch}: "
             "split it into several batches.",
         )
+    if payload.mode == BatchMode.provider_batch and settings.provider != "openai":
+        raise Problem(
+            422,
+            'A "provider_batch" batch goes through an LLM provider\'s Batch API, and this '
+            "server runs the offline extractive provider: set OPENAI_API_KEY (or "
+            'OPENAI_BASE_URL) on the API and the workers, or submit with "mode": "live".',
+        )
     usage.enforce(session, owner, settings, new_jobs=len(payload.articles))
     assert owner.id is not None
-    batch = Batch(owner_id=owner.id)
+    batch = Batch(owner_id=owner.id, mode=payload.mode)
     session.add(batch)
     jobs = []
     for index, article in enumerate(payload.articles):
@@ -230,15 +240,24 @@ def read_batch(session: Session, owner: ApiKey, batch_id: uuid.UUID) -> BatchPub
     counts = {status.value: 0 for status in JobStatus}
     for job in jobs:
         counts[job.status] += 1
+    rounds = session.exec(
+        select(ProviderBatch)
+        .where(ProviderBatch.batch_id == batch.id)
+        .order_by(col(ProviderBatch.round))
+    )
     return BatchPublic(
         id=batch.id,
         created_at=batch.created_at,
+        mode=batch.mode,
         total=len(jobs),
         counts=counts,
         finished=all(job.status in FINISHED_STATUSES for job in jobs),
         jobs=[
             ArticleAccepted(job_id=job.id, article_id=job.article_id, status=job.status)
             for job in jobs
+        ],
+        provider_batches=[
+            ProviderRoundPublic.model_validate(round_, from_attributes=True) for round_ in rounds
         ],
     )
 

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     local_model: Path | None = None
     local_model_slots: int = Field(1, ge=1, le=64)  # requests the server decodes together
     local_model_context: int = Field(8192, ge=512)  # tokens of context per slot
+    # `"mode": "provider_batch"` batches: how often a sweeper asks the provider about a round,
+    # and the completion window each round is sent with (OpenAI offers "24h")
+    provider_batch_poll: float = Field(30.0, gt=0)
+    provider_batch_window: str = "24h"
     token_budget: int = 12_000  # above it, an article goes through map-reduce
     chunk_overlap_tokens: int = 200
     fetch_timeout: float = 15.0

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from kernel.celery_app import SUMMARIZE_TASK, WEBHOOK_TASK, celery_app
 from kernel.db import autocommit_scope
-from kernel.models import Article, Job, JobStatus, utcnow
+from kernel.models import Article, Job, JobStatus, LLMRequest, utcnow
 from kernel.results import result_of_job
 from kernel.schemas import JobError, JobPublic
 
@@ -342,7 +342,20 @@ def cancel_job(session: Session, job_id: uuid.UUID) -> bool:
 
 
 def requeue_job(session: Session, job_id: uuid.UUID) -> bool:
-    """failed/canceled -> queued, with a fresh count of attempts, ready to be published."""
+    """failed/canceled -> queued, with a fresh count of attempts, ready to be published. A
+    provider_batch job forgets the errors its provider gave, to ask again."""
+    session.connection().execute(
+        sa.delete(LLMRequest).where(
+            col(LLMRequest.job_id) == job_id,
+            col(LLMRequest.error).is_not(None),
+            sa.select(1)
+            .where(
+                col(Job.id) == job_id,
+                col(Job.status).in_([JobStatus.failed, JobStatus.canceled]),
+            )
+            .exists(),
+        )
+    )
     return (
         _update_job(
             session,
@@ -355,6 +368,7 @@ def requeue_job(session: Session, job_id: uuid.UUID) -> bool:
             started_at=None,
             finished_at=None,
             published_at=None,
+            parked_at=None,
             lease_token=None,
             lease_expires_at=None,
         )
@@ -431,7 +445,11 @@ def publish_waiting(session: Session, *, republish_after: float, batch: int = 20
             col(Article.url),
         )
         .join(Article, col(Article.id) == col(Job.article_id))
-        .where(col(Job.status) == JobStatus.queued, sa.or_(unpublished, stale))
+        .where(
+            col(Job.status) == JobStatus.queued,
+            col(Job.parked_at).is_(None),  # waiting for its provider's batch, not a broker
+            sa.or_(unpublished, stale),
+        )
         .limit(batch)
     ).all()
     published = 0

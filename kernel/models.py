@@ -75,6 +75,11 @@ class Article(ArticleBase, table=True):
 # --- batches --------------------------------------------------------------------------------------
 
 
+class BatchMode(StrEnum):
+    live = "live"  # each job calls the provider as it runs
+    provider_batch = "provider_batch"  # the jobs' calls go through the provider's Batch API
+
+
 class Batch(SQLModel, table=True):
     """Many articles submitted at once; each has its own job."""
 
@@ -82,6 +87,7 @@ class Batch(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     owner_id: int = Field(foreign_key="api_key.id", index=True)
+    mode: BatchMode = Field(default=BatchMode.live, sa_type=sa.String(16))
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
@@ -114,6 +120,59 @@ class Job(SQLModel, table=True):
     published_at: datetime | None = _timestamp()
     started_at: datetime | None = _timestamp()
     finished_at: datetime | None = _timestamp()
+    # a provider_batch job waiting (queued) for the answers its last run asked the provider for
+    parked_at: datetime | None = _timestamp()
+
+
+# --- the provider's Batch API ---------------------------------------------------------------------
+
+
+class ProviderBatch(SQLModel, table=True):
+    """One round of a provider_batch batch: the requests its parked jobs asked for, sent to the
+    provider's Batch API as one JSONL file (machine: worker.provider_batches)."""
+
+    __tablename__ = "provider_batch"
+    # one round at a time per number: two sweepers reserving the same round, one wins
+    __table_args__ = (sa.UniqueConstraint("batch_id", "round"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    batch_id: uuid.UUID = Field(foreign_key="batch.id", index=True)
+    round: int
+    # ours until the provider has it ("submitting"), then the provider's own status
+    status: str = Field(default="submitting", max_length=32)
+    provider_id: str | None = Field(default=None, max_length=200)
+    input_file_id: str | None = Field(default=None, max_length=200)
+    requests: int = 0
+    error: str | None = Field(default=None, sa_type=sa.Text)  # the provider's reason, if failed
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    checked_at: datetime | None = _timestamp()
+    finished_at: datetime | None = _timestamp()
+
+
+class LLMRequest(SQLModel, table=True):
+    """One chat completion a provider_batch job asked for, and the provider's answer to it: its
+    runs replay the answers and ask only what is new."""
+
+    __tablename__ = "llm_request"
+    __table_args__ = (sa.UniqueConstraint("job_id", "key"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)  # the JSONL custom_id
+    batch_id: uuid.UUID = Field(foreign_key="batch.id", index=True)
+    job_id: uuid.UUID = Field(foreign_key="job.id")
+    key: str = Field(max_length=64, description="SHA-256 of the request body")
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    provider_batch_id: uuid.UUID | None = Field(
+        default=None, foreign_key="provider_batch.id", index=True
+    )
+    # none_as_null: "no answer yet" is SQL NULL, which the queries look for, not JSON null
+    answer: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(sa.JSON(none_as_null=True), nullable=True)
+    )
+    error: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(sa.JSON(none_as_null=True), nullable=True)
+    )
+    attempts: int = 0  # rounds that sent it
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
 # --- results --------------------------------------------------------------------------------------

@@ -22,8 +22,16 @@ Control (tests and benchmarks):
                     with `verdicts`; the quote ids "[n.m]" are read from the request):
                     "supports" (default), "partial", "unrelated", "cycle" through them, or
                     "invalid" (a verdict outside the schema, as a confused model gives).
+                    `batch`: how the Batch API (/v1/files, /v1/batches) ends the batches it
+                    is given: "complete" (default: every line answered like a chat request,
+                    fault rules included, so a "500" or "context_length" rule gives a partial
+                    error), "expire" (the first half answered, the rest `batch_expired`),
+                    "fail" (the whole batch `failed`, with a reason), "hold" (stays
+                    `in_progress`), "unsupported" (404, as servers without the API answer).
+                    A batch moves one status on at each GET: validating, in_progress,
+                    finalizing, then its end.
     GET  /_control  current settings.
-    GET  /_stats    {"requests", "completions", "faults": {kind: n}, "refusals": {what: n},
+    GET  /_stats    {"batches", "batch_lines", "requests", "completions", "faults": {kind: n}, "refusals": {what: n},
                      "in_flight", "max_in_flight", "last_request"}
                     `completions` counts fault-free answers; `latency` delays every answer;
                     `refusals` counts what the `server` dialect and `models` refused.
@@ -115,6 +123,7 @@ FaultKind = Literal[
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 ServerDialect = Literal["openai", "llama_cpp_python", "old_server"]
+BatchBehaviour = Literal["complete", "expire", "fail", "hold", "unsupported"]
 REFUSALS = ("json_schema", "max_completion_tokens", "model_not_found")
 # the answer-shape faults: they rewrite a 200 JSON answer
 SHAPE_FAULTS = ("fenced", "prose", "think", "missing_optional", "missing_thesis")
@@ -173,6 +182,7 @@ class ControlRequest(BaseModel):
     requests_log: bool | None = None  # keep the last chat request bodies for GET /_requests
     hold: bool | None = None  # chat requests wait while it is on
     support: Literal["supports", "partial", "unrelated", "cycle", "invalid"] | None = None
+    batch: BatchBehaviour | None = None  # how the Batch API ends the batches it is given
     server: ServerDialect | None = None  # which real server's acceptance rules to follow
     # the models served; null = any. Like max_context_chars, an explicit null is a change.
     models: list[str] | None = None
@@ -194,9 +204,13 @@ class Stats:
     in_flight: int = 0
     max_in_flight: int = 0
     last_request: Any = None
+    batches: int = 0  # batches created through the Batch API
+    batch_lines: int = 0  # requests those batches ran (not counted in `requests`)
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "batches": self.batches,
+            "batch_lines": self.batch_lines,
             "requests": self.requests,
             "completions": self.completions,
             "faults": dict(self.faults),
@@ -222,6 +236,9 @@ class FakeLLMState:
     rng: random.Random = field(default_factory=random.Random)
     released: asyncio.Event = field(default_factory=asyncio.Event)  # clear while held
     support: str = "supports"  # the support check's verdict, "cycle" or "invalid"
+    batch: BatchBehaviour = "complete"  # how the Batch API ends the batches it is given
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # id -> (name, content)
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> OpenAI's batch object
     stats: Stats = field(default_factory=Stats)
 
     def set_faults(self, specs: Sequence[FaultSpec]) -> None:
@@ -258,6 +275,7 @@ class FakeLLMState:
             "requests_log": self.requests_log,
             "hold": not self.released.is_set(),
             "support": self.support,
+            "batch": self.batch,
             "server": self.server,
             "models": self.models,
         }
@@ -836,6 +854,69 @@ def _fault_response(fault: FaultSpec, body: Mapping[str, Any], content: str) -> 
     raise AssertionError(f"unhandled fault kind {fault.kind}")
 
 
+@dataclass
+class _Planned:
+    """A chat request read and its answer chosen; what is left is to wait and send it."""
+
+    body: dict[str, Any]
+    content: str
+    language: str
+    fault: FaultSpec | None
+    too_long: bool
+
+
+def _plan_chat(state: FakeLLMState, body: Any) -> Response | _Planned:
+    """Read one chat request: a refusal or error answered at once, or the planned answer."""
+    state.stats.last_request = body
+    if state.requests_log:
+        state.logged_requests.append(body)
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return _error(400, "'messages' is required.", type_="invalid_request_error", code=None)
+    if (refused := _refusal(state, body)) is not None:
+        what, refusal = refused
+        state.stats.refusals[what] += 1
+        return refusal
+
+    # Generated up front: which faults apply depends on what the answer contains.
+    language = state.language
+    content, used = _answer_content(body, language, support=state.support)
+    limit = state.max_context_chars
+    too_long = limit is not None and _prompt_chars(body) > limit
+    fault = None
+    if too_long:
+        state.stats.faults["context_length"] += 1  # the server's limit, not a fault rule
+    else:
+        mode = _requested_schema(body)[0]
+        fault = state.next_fault(lambda kind: _fault_applies(kind, mode, used))
+        if fault is not None:
+            state.stats.faults[fault.kind] += 1
+    return _Planned(body, content, language, fault, too_long)
+
+
+def _answer_chat(state: FakeLLMState, planned: _Planned) -> Response:
+    """The planned answer, its faults applied."""
+    body, content, fault = planned.body, planned.content, planned.fault
+    if planned.too_long:
+        assert state.max_context_chars is not None
+        return _context_length_error(_approx_tokens(state.max_context_chars), body)
+    if fault is not None and fault.kind in ("bad_quotes", "loaded_summary"):
+        content, _ = _answer_content(
+            body,
+            planned.language,
+            support=state.support,
+            bad_quotes=fault.kind == "bad_quotes",
+            loaded_summary=fault.kind == "loaded_summary",
+        )
+    if fault is not None and fault.kind == "injected_links":
+        content = _inject_links(content)
+    if fault is not None and fault.kind in SHAPE_FAULTS:
+        content = reshape_answer(fault.kind, content)
+    if fault is not None and (response := _fault_response(fault, body, content)) is not None:
+        return response
+    state.stats.completions += 1
+    return JSONResponse(_completion(body, content=content))
+
+
 async def chat_completions(request: Request) -> Response:
     state: FakeLLMState = request.app.state.fake
     # Always go through `state.stats`: a reset during an await swaps the object.
@@ -849,54 +930,16 @@ async def chat_completions(request: Request) -> Response:
             return _error(
                 400, "Request body is not valid JSON.", type_="invalid_request_error", code=None
             )
-        state.stats.last_request = body
-        if state.requests_log:
-            state.logged_requests.append(body)
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            return _error(400, "'messages' is required.", type_="invalid_request_error", code=None)
-        if (refused := _refusal(state, body)) is not None:
-            what, refusal = refused
-            state.stats.refusals[what] += 1
-            return refusal
-
-        # Generated up front: which faults apply depends on what the answer contains.
-        language = state.language
-        content, used = _answer_content(body, language, support=state.support)
-        limit = state.max_context_chars
-        too_long = limit is not None and _prompt_chars(body) > limit
-        fault = None
-        if too_long:
-            state.stats.faults["context_length"] += 1  # the server's limit, not a fault rule
-        else:
-            mode = _requested_schema(body)[0]
-            fault = state.next_fault(lambda kind: _fault_applies(kind, mode, used))
-            if fault is not None:
-                state.stats.faults[fault.kind] += 1
+        planned = _plan_chat(state, body)
+        if isinstance(planned, Response):
+            return planned
+        fault = planned.fault
         delay = state.latency + (fault.timeout_seconds if fault and fault.kind == "timeout" else 0)
         if delay > 0 and not await _sleep_unless_disconnected(request, delay):
             return Response(status_code=499)  # nobody is listening any more
         if not state.released.is_set() and not await _released_unless_disconnected(request, state):
             return Response(status_code=499)
-
-        if too_long:
-            assert limit is not None
-            return _context_length_error(_approx_tokens(limit), body)
-        if fault is not None and fault.kind in ("bad_quotes", "loaded_summary"):
-            content, _ = _answer_content(
-                body,
-                language,
-                support=state.support,
-                bad_quotes=fault.kind == "bad_quotes",
-                loaded_summary=fault.kind == "loaded_summary",
-            )
-        if fault is not None and fault.kind == "injected_links":
-            content = _inject_links(content)
-        if fault is not None and fault.kind in SHAPE_FAULTS:
-            content = reshape_answer(fault.kind, content)
-        if fault is not None and (response := _fault_response(fault, body, content)) is not None:
-            return response
-        state.stats.completions += 1
-        return JSONResponse(_completion(body, content=content))
+        return _answer_chat(state, planned)
     finally:
         state.stats.in_flight -= 1
 
@@ -979,6 +1022,186 @@ def _inject_links(content: str) -> str:
     return json.dumps(answer, ensure_ascii=False)
 
 
+# --------------------------------------------------------------------------------------------
+# The Batch API: files and batches as OpenAI's
+# --------------------------------------------------------------------------------------------
+
+BATCH_STEPS = ("validating", "in_progress", "finalizing")  # each GET moves one step on
+EXPIRED_LINE = "This request could not be executed before the completion window expired."
+
+
+def _no_batch_api() -> JSONResponse:
+    # what a server without the Batch API (llama.cpp's, for one) answers
+    return _error(404, "File Not Found", type_="not_found_error", code=None)
+
+
+async def upload_file(request: Request) -> Response:
+    state: FakeLLMState = request.app.state.fake
+    if state.batch == "unsupported":
+        return _no_batch_api()
+    form = await request.form()
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        return _error(400, "'file' is required.", type_="invalid_request_error", code=None)
+    content = await upload.read()
+    file_id = f"file-{uuid.uuid4().hex}"
+    state.files[file_id] = (upload.filename or "upload.jsonl", content)
+    return JSONResponse(_file_object(file_id, upload.filename, len(content), form.get("purpose")))
+
+
+def _file_object(file_id: str, name: Any, size: int, purpose: Any) -> dict[str, Any]:
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": size,
+        "created_at": int(time.time()),
+        "filename": name,
+        "purpose": purpose,
+        "status": "processed",
+    }
+
+
+async def file_content(request: Request) -> Response:
+    state: FakeLLMState = request.app.state.fake
+    stored = state.files.get(request.path_params["file_id"])
+    if stored is None:
+        return _error(404, "No such file.", type_="invalid_request_error", code=None)
+    return Response(stored[1], media_type="application/octet-stream")
+
+
+async def create_batch(request: Request) -> Response:
+    state: FakeLLMState = request.app.state.fake
+    if state.batch == "unsupported":
+        return _no_batch_api()
+    body = await request.json()
+    file_id = body.get("input_file_id") if isinstance(body, dict) else None
+    if file_id not in state.files:
+        return _error(400, "input_file_id is not a file.", type_="invalid_request_error", code=None)
+    if body.get("endpoint") != "/v1/chat/completions":
+        return _error(400, "Unsupported endpoint.", type_="invalid_request_error", code=None)
+    lines = state.files[file_id][1].decode("utf-8").splitlines()
+    now = int(time.time())
+    batch = {
+        "id": f"batch_{uuid.uuid4().hex}",
+        "object": "batch",
+        "endpoint": body["endpoint"],
+        "errors": None,
+        "input_file_id": file_id,
+        "completion_window": body.get("completion_window", "24h"),
+        "status": BATCH_STEPS[0],
+        "output_file_id": None,
+        "error_file_id": None,
+        "created_at": now,
+        "in_progress_at": None,
+        "expires_at": now + 86400,
+        "completed_at": None,
+        "failed_at": None,
+        "expired_at": None,
+        "cancelled_at": None,
+        "request_counts": {
+            "total": sum(bool(line.strip()) for line in lines),
+            "completed": 0,
+            "failed": 0,
+        },
+        "metadata": body.get("metadata"),
+    }
+    state.batches[batch["id"]] = batch
+    state.stats.batches += 1
+    return JSONResponse(batch)
+
+
+async def retrieve_batch(request: Request) -> Response:
+    """The batch, one status further on (no clock: a test's polls move it); it ends as the
+    `batch` setting says, when it leaves `finalizing`."""
+    state: FakeLLMState = request.app.state.fake
+    batch = state.batches.get(request.path_params["batch_id"])
+    if batch is None:
+        return _error(404, "No such batch.", type_="invalid_request_error", code=None)
+    status = batch["status"]
+    if status in BATCH_STEPS and not (state.batch == "hold" and status == "in_progress"):
+        step = BATCH_STEPS.index(status) + 1
+        if step < len(BATCH_STEPS):
+            batch["status"] = BATCH_STEPS[step]
+            batch["in_progress_at"] = batch["in_progress_at"] or int(time.time())
+        else:
+            _end_batch(state, batch)
+    return JSONResponse(batch)
+
+
+async def cancel_batch(request: Request) -> Response:
+    state: FakeLLMState = request.app.state.fake
+    batch = state.batches.get(request.path_params["batch_id"])
+    if batch is None:
+        return _error(404, "No such batch.", type_="invalid_request_error", code=None)
+    if batch["status"] in BATCH_STEPS:
+        batch["status"] = "cancelled"
+        batch["cancelled_at"] = int(time.time())
+    return JSONResponse(batch)
+
+
+def _end_batch(state: FakeLLMState, batch: dict[str, Any]) -> None:
+    now = int(time.time())
+    if state.batch == "fail":
+        batch["status"], batch["failed_at"] = "failed", now
+        batch["errors"] = {
+            "object": "list",
+            "data": [
+                {
+                    "code": "invalid_request",
+                    "message": "The stand-in was told to fail this batch (batch: fail).",
+                    "param": None,
+                    "line": 1,
+                }
+            ],
+        }
+        return
+    lines = [
+        json.loads(line)
+        for line in state.files[batch["input_file_id"]][1].decode("utf-8").splitlines()
+        if line.strip()
+    ]
+    # "expire": the first half ran before the window closed
+    ran = len(lines) // 2 if state.batch == "expire" else len(lines)
+    output: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for index, line in enumerate(lines):
+        entry: dict[str, Any] = {
+            "id": f"batch_req_{uuid.uuid4().hex}",
+            "custom_id": line.get("custom_id"),
+            "response": None,
+            "error": None,
+        }
+        if index >= ran:
+            entry["error"] = {"code": "batch_expired", "message": EXPIRED_LINE}
+            errors.append(entry)
+            continue
+        state.stats.batch_lines += 1
+        planned = _plan_chat(state, line.get("body"))
+        answer = planned if isinstance(planned, Response) else _answer_chat(state, planned)
+        try:
+            answer_body = json.loads(bytes(answer.body))
+        except ValueError:  # a "malformed" fault: the line carries what the server sent
+            answer_body = bytes(answer.body).decode("utf-8", "replace")
+        entry["response"] = {
+            "status_code": answer.status_code,
+            "request_id": uuid.uuid4().hex,
+            "body": answer_body,
+        }
+        (output if answer.status_code == 200 else errors).append(entry)
+    batch["request_counts"]["completed"] = len(output)
+    batch["request_counts"]["failed"] = len(errors)
+    for key, entries in (("output_file_id", output), ("error_file_id", errors)):
+        if entries:
+            file_id = f"file-{uuid.uuid4().hex}"
+            content = "".join(json.dumps(e) + "\n" for e in entries).encode("utf-8")
+            state.files[file_id] = (f"{batch['id']}_{key}.jsonl", content)
+            batch[key] = file_id
+    if ran < len(lines):
+        batch["status"], batch["expired_at"] = "expired", now
+    else:
+        batch["status"], batch["completed_at"] = "completed", now
+
+
 async def list_models(request: Request) -> Response:
     data = [
         {"id": model, "object": "model", "created": 0, "owned_by": "evenhand-fake"}
@@ -1017,6 +1240,8 @@ def apply_control(state: FakeLLMState, change: ControlRequest) -> None:
         state.models = change.models
     if change.support is not None:
         state.support = change.support
+    if change.batch is not None:
+        state.batch = change.batch
     if change.hold is not None:
         if change.hold:
             state.released.clear()
@@ -1055,6 +1280,11 @@ def create_app(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/files", upload_file, methods=["POST"]),
+            Route("/v1/files/{file_id}/content", file_content, methods=["GET"]),
+            Route("/v1/batches", create_batch, methods=["POST"]),
+            Route("/v1/batches/{batch_id}", retrieve_batch, methods=["GET"]),
+            Route("/v1/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
             Route("/_control", control, methods=["GET", "POST"]),
             Route("/_stats", stats, methods=["GET"]),
             Route("/_requests", logged_requests, methods=["GET"]),

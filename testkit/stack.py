@@ -298,6 +298,7 @@ def running_stack(
         # recovery in seconds, so the chaos tests stay short
         "EVENHAND_JOB_LEASE_SECONDS": "3",
         "EVENHAND_SWEEP_INTERVAL": "0.5",
+        "EVENHAND_PROVIDER_BATCH_POLL": "0.2",
         "EVENHAND_LLM_BACKOFF_BASE": "0.05",
         "EVENHAND_LLM_BACKOFF_MAX": "1",
         "EVENHAND_WEBHOOK_BACKOFF": "1",

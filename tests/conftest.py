@@ -82,6 +82,7 @@ def _calm_llm(request: pytest.FixtureRequest) -> Iterator[None]:
         "requests_log": False,
         "hold": False,
         "support": "supports",
+        "batch": "complete",
         "server": "openai",
         "models": None,
     }

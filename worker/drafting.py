@@ -10,7 +10,7 @@ from kernel.config import Settings
 from worker.chunking import estimate_tokens, split_into_chunks
 from worker.extractive import summarize_extractive
 from worker.grounding import Grounder
-from worker.llm import Conversation, Deadline, get_llm
+from worker.llm import AwaitingAnswers, Conversation, Deadline, get_llm
 from worker.neutrality import unattributed_loaded_terms
 from worker.prepare import SourceArticle
 from worker.prompts import (
@@ -156,14 +156,22 @@ def draft_with_llm(
     points: list[DraftPoint] = []
     terms: list[str] = []
     defaulted: list[str] = []  # fields the map and reduce answers left out
+    awaiting = False
     for chunk in chunks:
         messages = build_map_messages(chunk.text, part=chunk.index + 1, parts=len(chunks), **meta)
         conversation = Conversation(llm, messages, MapDraft, article.language, deadline)
-        mapped = repair_quotes(conversation, conversation.ask(), grounder)
+        try:
+            mapped = repair_quotes(conversation, conversation.ask(), grounder)
+        except AwaitingAnswers:
+            # provider_batch mode: the parts are independent, so one round asks for them all
+            awaiting = True
+            continue
         usage.add(conversation.usage)
         points += mapped.argument_points
         terms += mapped.loaded_language
         defaulted += mapped.defaulted
+    if awaiting:
+        raise AwaitingAnswers()
     lines = [f"[{i}] {p.speaker}: {p.claim}".replace("\n", " ") for i, p in enumerate(points)]
     conversation = Conversation(
         llm, build_reduce_messages(lines, **meta), ReduceDraft, article.language, deadline

@@ -17,25 +17,35 @@ our pydantic models, and what it takes to survive real OpenAI-compatible servers
 - An answer that is unusable (see `worker.schemas.parse_answer`: no JSON, essentials missing), a
   refusal or a truncated answer gets one repair round; `Conversation.revise` lets the pipeline ask
   for one more round (unverifiable quotes, loaded wording).
+- In provider_batch mode (`answering_from`), no call goes out: each is answered from the job's
+  book of answers that the provider's Batch API gave (kernel.provider_batches), and a call not in
+  the book is recorded and ends the run with `AwaitingAnswers`, for the job to park.
 """
 
+import hashlib
 import json
 import os
 import random
 import re
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx2
 import openai
 import structlog
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 
 from kernel.config import Settings
 from kernel.metrics import LLM_LATENCY, LLM_RETRIES, LLM_TOKENS
+from kernel.provider_batches import ProviderAnswer
 from worker.errors import PipelineError
 from worker.prompts import Messages, with_schema
 from worker.schemas import Answer, UnusableAnswer, Usage, parse_answer
@@ -397,6 +407,60 @@ def _judge(completion: Any, output: type[Answer]) -> tuple[Answer | None, str, s
         return None, exc.code, exc.problem
 
 
+# --- provider_batch mode: answers from the provider's Batch API --------------------------------
+
+
+class AwaitingAnswers(Exception):
+    """The run asked what the provider's batch has not answered yet: the job parks until a
+    round of its batch brings the answers (its book's `asked`)."""
+
+
+@dataclass
+class AnswerBook:
+    """A provider_batch job's answers by request key, and what its run asked without one."""
+
+    answers: dict[str, ProviderAnswer]
+    asked: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+_answer_book: ContextVar[AnswerBook | None] = ContextVar("evenhand_answer_book", default=None)
+
+
+@contextmanager
+def answering_from(book: AnswerBook) -> Iterator[AnswerBook]:
+    """Within the block, this thread's LLM calls are answered from `book`, never sent."""
+    token = _answer_book.set(book)
+    try:
+        yield book
+    finally:
+        _answer_book.reset(token)
+
+
+def request_key(request: dict[str, Any]) -> str:
+    """A request's identity: the same body asked again is answered by the same answer."""
+    canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _replayed_error(llm: LLM, error: dict[str, Any]) -> Exception:
+    """A stored error as it would have been raised live: a status error the request adapts to
+    or fails with (its provider's words kept), or the batch's own failure."""
+    if isinstance(status := error.get("status"), int):
+        body = error.get("body")
+        url = f"{str(llm.client.base_url).rstrip('/')}/chat/completions"
+        # the SDK's own mapping from status to exception class, so replayed errors are sorted
+        # exactly like live ones
+        return llm.client._make_status_error(
+            f"Error code: {status} - {body}",
+            body=body,
+            response=httpx2.Response(status, request=httpx2.Request("POST", url)),
+        )
+    return PipelineError(
+        str(error.get("code") or "provider_batch_failed"),
+        str(error.get("message") or "The provider's batch gave no answer to this request."),
+    )
+
+
 class Conversation:
     """One exchange with the model about one text, counting usage across its calls."""
 
@@ -444,6 +508,8 @@ class Conversation:
     def _create(self, body: dict[str, Any]) -> Any:
         """One completion, retrying what is worth retrying within the job's deadline; a permanent
         status error is raised as it is, for the caller to adapt to or report."""
+        if (book := _answer_book.get()) is not None:
+            return self._replay(book, body)
         limit = {k: v for k, v in body.items() if k in TOKEN_PARAMS}
         extra_body = {k: v for k, v in body.items() if k not in TOKEN_PARAMS}
         for attempt in range(self.llm.retries + 1):
@@ -480,14 +546,30 @@ class Conversation:
                 self.deadline.sleep(wait)
                 continue
             self._observe(started, "ok")
-            self.usage.llm_calls += 1
-            if usage := getattr(completion, "usage", None):
-                self.usage.prompt_tokens += usage.prompt_tokens or 0
-                self.usage.completion_tokens += usage.completion_tokens or 0
-                LLM_TOKENS.labels(self.llm.model, "prompt").inc(usage.prompt_tokens or 0)
-                LLM_TOKENS.labels(self.llm.model, "completion").inc(usage.completion_tokens or 0)
-            return completion
+            return self._counted(completion)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _counted(self, completion: Any) -> Any:
+        self.usage.llm_calls += 1
+        if usage := getattr(completion, "usage", None):
+            self.usage.prompt_tokens += usage.prompt_tokens or 0
+            self.usage.completion_tokens += usage.completion_tokens or 0
+            LLM_TOKENS.labels(self.llm.model, "prompt").inc(usage.prompt_tokens or 0)
+            LLM_TOKENS.labels(self.llm.model, "completion").inc(usage.completion_tokens or 0)
+        return completion
+
+    def _replay(self, book: AnswerBook, body: dict[str, Any]) -> Any:
+        """The provider batch's answer to this request; recorded and AwaitingAnswers if none."""
+        request = {"model": self.llm.model, **body}
+        key = request_key(request)
+        said = book.answers.get(key)
+        if said is None:
+            book.asked[key] = request
+            raise AwaitingAnswers()
+        if said.answer is not None:
+            # lenient, as the SDK itself builds responses: servers leave out fields
+            return self._counted(ChatCompletion.construct(**said.answer))
+        raise _replayed_error(self.llm, said.error or {})
 
     def _observe(self, started: float, outcome: str) -> None:
         LLM_LATENCY.labels(self.llm.model, outcome).observe(time.perf_counter() - started)

@@ -3,6 +3,7 @@ failed. The Celery task is a thin wrapper around `run_job`."""
 
 import hashlib
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,14 +17,15 @@ from kernel.db import autocommit_scope, session_scope
 from kernel.events import announce_job
 from kernel.jobs import Claim, claim_job, fail_job, mark_succeeded
 from kernel.metrics import JOBS_FINISHED
-from kernel.models import Article, Job
+from kernel.models import Article, Batch, BatchMode, Job
+from kernel.provider_batches import load_answers, park_job
 from kernel.results import reusable_result, store_result
 from kernel.schemas import ResultPublic, UsagePublic
 from kernel.stories import story_job_ended
 from worker.drafting import labels
 from worker.errors import PipelineError
 from worker.lease import LeaseKeeper
-from worker.llm import Deadline
+from worker.llm import AnswerBook, AwaitingAnswers, Deadline, answering_from
 from worker.pipeline import analyse
 from worker.prepare import SourceArticle, cleaning_figures, prepare
 
@@ -46,8 +48,11 @@ _LOAD_JOB = (
         col(Article.title),
         col(Article.source),
         col(Article.language),
+        col(Job.batch_id),
+        col(Batch.mode),
     )
     .join_from(Job, Article, col(Article.id) == col(Job.article_id))
+    .outerjoin(Batch, col(Batch.id) == col(Job.batch_id))
     .where(col(Job.id) == sa.bindparam("job_id"))
 )
 # SET: the columns given with the statement's parameters (clean_text, content_hash, raw_text)
@@ -88,6 +93,7 @@ class ClaimedJob:
     article_id: uuid.UUID
     callback_url: str | None
     article: SourceArticle
+    provider_batch: uuid.UUID | None = None  # its batch, when answered by the provider's batches
 
 
 def _load_claimed(job_id: uuid.UUID, settings: Settings, task_id: str | None) -> ClaimedJob | None:
@@ -111,7 +117,8 @@ def _load_claimed(job_id: uuid.UUID, settings: Settings, task_id: str | None) ->
         source=row.source,
         language=row.language,
     )
-    return ClaimedJob(claim, row.article_id, row.callback_url, article)
+    provider_batch = row.batch_id if row.mode == BatchMode.provider_batch else None
+    return ClaimedJob(claim, row.article_id, row.callback_url, article, provider_batch)
 
 
 def produce(job: ClaimedJob, settings: Settings, deadline: Deadline) -> tuple[ResultPublic, str]:
@@ -178,10 +185,18 @@ def _run_claimed(job: ClaimedJob, settings: Settings, leases: LeaseKeeper) -> Ru
     claim = job.claim
     with leases.hold(claim, settings.job_lease_seconds) as lost:
         deadline = Deadline(settings.job_time_limit, lost)
+        book = _answer_book(job)
         try:
-            result, text_hash = produce(job, settings, deadline)
+            with answering_from(book) if book is not None else nullcontext():
+                result, text_hash = produce(job, settings, deadline)
             with session_scope() as session:
                 stored_ok = store(session, claim, job.article_id, result, text_hash)
+        except AwaitingAnswers:
+            assert book is not None and job.provider_batch is not None
+            with session_scope() as session:
+                parked = park_job(session, claim, job.provider_batch, book.asked)
+            log.info("job_parked" if parked else "job_not_parked", requests=len(book.asked))
+            return RunOutcome()
         except PipelineError as exc:
             with autocommit_scope() as session:
                 ended = fail_job(session, claim, exc.code, exc.message)
@@ -208,6 +223,14 @@ def _run_claimed(job: ClaimedJob, settings: Settings, leases: LeaseKeeper) -> Ru
         llm_calls=result.usage.llm_calls,
     )
     return RunOutcome(webhook_due=stored_ok and job.callback_url is not None)
+
+
+def _answer_book(job: ClaimedJob) -> AnswerBook | None:
+    """A provider_batch job's answers so far; None for a job that calls its provider live."""
+    if job.provider_batch is None:
+        return None
+    with autocommit_scope() as session:
+        return AnswerBook(load_answers(session, job.claim.job_id))
 
 
 def _failed(error: PipelineError, ended: bool, job: ClaimedJob) -> RunOutcome:

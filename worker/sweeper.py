@@ -14,6 +14,7 @@ from kernel.events import announce_job
 from kernel.jobs import forget_publications, publish_waiting, reclaim_expired
 from kernel.models import utcnow
 from kernel.stories import forget_story_publications, sweep_stories
+from worker.provider_batches import sweep_provider_batches
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +70,8 @@ class Sweeper:
             stories = sweep_stories(session, republish_after=self.settings.republish_after)
             for story_id in stories.changed or []:
                 announce_job(self.settings, story_id)
+            # after the jobs: a provider that answers slowly delays only its own batches
+            provider = sweep_provider_batches(session, self.settings)
         if reclaimed.reclaimed or reclaimed.exhausted or published:
             log.info(
                 "sweep",
@@ -82,6 +85,14 @@ class Sweeper:
                 started=stories.started,
                 reclaimed=stories.reclaimed,
                 published=stories.published,
+            )
+
+        if provider.sent or provider.ended:
+            log.info(
+                "provider_batch_sweep",
+                sent=provider.sent,
+                ended=provider.ended,
+                unparked=provider.unparked,
             )
 
     def _run(self) -> None:
