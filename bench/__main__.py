@@ -45,7 +45,11 @@ STEPS = [
 # figures that need no evenhand stack: run first, and alone without starting one
 STANDALONE_STEPS = [("cli", "7. CLI start")]
 # figures that start what they measure themselves and take many minutes: only with --only
-OPT_IN_STEPS = [("real_server", "8. real llama.cpp server")]
+OPT_IN_STEPS = [
+    ("real_server", "8. real llama.cpp server"),
+    ("cost", "9. cost per article"),
+    ("provider_batch", "10. provider_batch against live"),
+]
 
 
 def log(message: str) -> None:

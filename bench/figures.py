@@ -1126,3 +1126,172 @@ def fig_real_server(quick: bool, log: Log) -> dict[str, Any]:
         "best": max(ok, key=lambda r: r["jobs_per_min"]) if ok else None,
         "seconds": round(time.time() - t_start, 1),
     }
+
+
+# --- 9. cost per article ------------------------------------------------------------------------
+
+
+def _prompt_tokens(base: str, messages: list[dict[str, str]]) -> int:
+    """Tokens of `messages` as the server's model reads them: its own chat template, then its own
+    tokenizer (llama.cpp's /apply-template and /tokenize), so no count is estimated."""
+    rendered = httpx.post(f"{base}/apply-template", json={"messages": messages}, timeout=60)
+    rendered.raise_for_status()
+    tokens = httpx.post(f"{base}/tokenize", json={"content": rendered.json()["prompt"]}, timeout=60)
+    tokens.raise_for_status()
+    return len(tokens.json()["tokens"])
+
+
+def _text_tokens(base: str, text: str) -> int:
+    tokens = httpx.post(f"{base}/tokenize", json={"content": text}, timeout=60)
+    tokens.raise_for_status()
+    return len(tokens.json()["tokens"])
+
+
+def cost_articles(quick: bool) -> list[tuple[str, Any]]:
+    """The gold set's articles, then longer ones (the long essay cut to lengths)."""
+    from testkit.fixtures.essay import make_essay
+    from worker.prepare import SourceArticle
+
+    gold = sorted((ROOT / "testkit" / "fixtures" / "gold").glob("*.txt"))
+    essay = make_essay(60_000)
+    articles = [
+        (path.name, SourceArticle(input_kind="text", raw_text=path.read_text(encoding="utf-8")))
+        for path in gold[: 3 if quick else None]
+    ]
+    for chars in (10_000,) if quick else (10_000, 25_000, 60_000):
+        cut = essay[:chars].rsplit(" ", 1)[0]
+        articles.append((f"essay, {chars:,} chars", SourceArticle(input_kind="text", raw_text=cut)))
+    return articles
+
+
+def fig_cost(quick: bool, log: Log) -> dict[str, Any]:
+    """Prompt tokens per article by length, counted by the real model's tokenizer: the fixed part
+    of each call (rules and template, the same for every article) against the article's own part,
+    the schema when it travels as text, and the support check."""
+    from worker.chunking import split_into_chunks
+    from worker.errors import PipelineError
+    from worker.llm import output_schema
+    from worker.pipeline import summarize_article
+    from worker.prepare import prepare
+    from worker.prompts import build_map_messages, build_messages, build_support_messages
+    from worker.schemas import Draft
+    from worker.support import SupportAnswer, support_listing
+
+    settings = Settings(provider="extractive")
+    none = {"title": None, "source": None, "language": None}
+    rows: list[dict[str, Any]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="evenhand-bench-cost-") as tmpdir,
+        real_llm_server(Path(tmpdir)) as llm,
+    ):
+        base = llm.url.removesuffix("/v1")
+        fixed = _prompt_tokens(base, build_messages("", **none))
+        fixed_support = _prompt_tokens(base, build_support_messages("", **none))
+        schema = _text_tokens(base, json.dumps(output_schema(Draft)))
+        schema_support = _text_tokens(base, json.dumps(output_schema(SupportAnswer)))
+        for name, article in cost_articles(quick):
+            try:
+                text = prepare(article, settings).cleaned.text
+                points = summarize_article(article, settings).argument_points
+            except PipelineError:
+                continue  # the boilerplate-only page: no LLM call at all
+            row: dict[str, Any] = {"article": name, "chars": len(text)}
+            chunks = split_into_chunks(text, settings.token_budget, settings.chunk_overlap_tokens)
+            if len(chunks) == 1:
+                row["draft_prompt"] = _prompt_tokens(base, build_messages(text, **none))
+                row["calls"] = 1
+            else:  # map steps (the reduce step's input depends on the model's points)
+                row["draft_prompt"] = sum(
+                    _prompt_tokens(
+                        base,
+                        build_map_messages(c.text, part=c.index + 1, parts=len(chunks), **none),
+                    )
+                    for c in chunks
+                )
+                row["calls"] = len(chunks)
+            row["fixed"] = fixed * row["calls"]
+            # the support check's listing, from the offline provider's points and quotes
+            listing, _ids = support_listing(points)
+            row["support_prompt"] = _prompt_tokens(base, build_support_messages(listing, **none))
+            row["fixed_share"] = round(row["fixed"] / row["draft_prompt"], 3)
+            rows.append(row)
+            log(f"{name}: {row}")
+    return {
+        "model": llm.model,
+        "fixed_draft_prompt": fixed,
+        "fixed_support_prompt": fixed_support,
+        "schema_tokens": schema,
+        "support_schema_tokens": schema_support,
+        "articles": rows,
+    }
+
+
+# --- 10. provider_batch against live, through the stand-in ----------------------------------------
+
+
+def _run_batch(bench: Bench, texts: list[str], mode: str, timeout: float) -> dict[str, Any]:
+    """One batch of `texts` in `mode`, from submit to its last job's end."""
+    bench.llm.control(reset_stats=True)
+    started = time.monotonic()
+    with bench.client() as client:
+        body = {"mode": mode, "articles": [{"text": text} for text in texts]}
+        accepted = client.post("/v1/batches", json=body)
+        accepted.raise_for_status()
+        batch_id = accepted.json()["id"]
+
+        def finished() -> dict[str, Any] | None:
+            progress = client.get(f"/v1/batches/{batch_id}").json()
+            return progress if progress["finished"] else None
+
+        progress = wait_until(finished, timeout, interval=0.2, what=f"the {mode} batch")
+        assert progress is not None
+        seconds = time.monotonic() - started
+        usage = {"prompt_tokens": 0, "completion_tokens": 0, "llm_calls": 0}
+        for job in progress["jobs"]:
+            result = client.get(f"/v1/jobs/{job['job_id']}").json().get("result") or {}
+            for key in usage:
+                usage[key] += (result.get("usage") or {}).get(key, 0)
+    stats = bench.llm.stats()
+    return {
+        "mode": mode,
+        "jobs": len(texts),
+        "succeeded": progress["counts"]["succeeded"],
+        "seconds": round(seconds, 1),
+        "live_requests": stats["requests"],
+        "provider_batches": stats["batches"],
+        "batch_lines": stats["batch_lines"],
+        "rounds": [(r["round"], r["requests"], r["status"]) for r in progress["provider_batches"]],
+        **usage,
+    }
+
+
+def fig_provider_batch(quick: bool, log: Log) -> dict[str, Any]:
+    """The same articles as a live batch and as a provider_batch batch, through the stand-in with
+    the support check on: what goes out (live requests, batch lines, rounds), the tokens each
+    way, and the wall time, which for provider_batch is rounds of polling."""
+    n = 5 if quick else 20
+    poll = 1.0
+    base = [article_text(3000, tag=f"cost-{i}") for i in range(n)]
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="evenhand-bench-batch-") as tmpdir:
+        tmp = Path(tmpdir)
+        with (
+            services(tmp) as (pg, redis_url),
+            bench_stack(
+                "batch",
+                pg,
+                redis_url,
+                tmp,
+                EVENHAND_SUPPORT_CHECK="true",
+                EVENHAND_PROVIDER_BATCH_POLL=str(poll),
+                EVENHAND_SWEEP_INTERVAL="0.5",
+            ) as bench,
+        ):
+            bench.llm.control(latency=1.0)  # a live call takes as long as a quick model's
+            bench.start_worker("w-batch")
+            for mode in ("live", "provider_batch"):
+                # distinct texts per run: a stored result for the same text would be reused
+                texts = [f"{text}\nRun {mode}." for text in base]
+                runs.append(_run_batch(bench, texts, mode, timeout=600))
+                log(f"{mode}: {runs[-1]}")
+    return {"poll_seconds": poll, "stand_in_latency_seconds": 1.0, "runs": runs}
