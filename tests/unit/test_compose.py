@@ -1,5 +1,6 @@
 """docker-compose.yml cannot run here (no Docker engine): parse it and check what production needs."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,19 @@ def test_secrets_come_from_the_environment(compose: dict) -> None:
     assert "${POSTGRES_PASSWORD" in env["DATABASE_URL"]
 
 
-def test_dockerfile_installs_the_package_and_runs_unprivileged() -> None:
+def _pins(lock: str) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+) ", lock, re.M))
+
+
+def test_dockerfile_installs_the_tested_versions_and_runs_unprivileged() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "pip install ." in dockerfile
+    assert "pip install --require-hashes -r requirements-prod.lock" in dockerfile
+    assert "pip install --no-deps ." in dockerfile
     assert "USER evenhand" in dockerfile
+    # the image's lock is CI's lock without the dev extra: every pin is one CI installed
+    tested = _pins((ROOT / "requirements.lock").read_text())
+    image = _pins((ROOT / "requirements-prod.lock").read_text())
+    assert image and {name: tested.get(name) for name in image} == image
+    for dependency in ("fastapi", "celery", "openai", "sqlmodel", "flower"):
+        assert dependency in image
+    assert "playwright" not in image and "pytest" not in image
