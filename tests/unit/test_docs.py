@@ -34,7 +34,9 @@ def test_ci_runs_the_readme_test_command_from_the_lock_file() -> None:
     assert install in ci
 
 
-def test_the_lock_refresh_command_matches_the_lock_file() -> None:
-    refresh = next(b for b in _sh_blocks(README) if "uv pip compile" in b)
-    header = (ROOT / "requirements.lock").read_text().splitlines()[1]
-    assert header.strip("# ").strip() == refresh.removeprefix(".venv/bin/").strip()
+def test_the_lock_refresh_commands_match_the_lock_files() -> None:
+    refresh = next(b for b in _sh_blocks(README) if "uv pip compile" in b).splitlines()
+    commands = [line.removeprefix(".venv/bin/").strip() for line in refresh]
+    for lock in ("requirements.lock", "requirements-prod.lock"):
+        header = (ROOT / lock).read_text().splitlines()[1]
+        assert header.strip("# ").strip() in commands
