@@ -223,6 +223,7 @@ class _Usage:
     jobs: int
     tokens: int
     fresh_until: float
+    refreshing: bool = False  # a thread is reading the database for a new reading
 
 
 class DailyUsage:
@@ -245,9 +246,18 @@ class DailyUsage:
         assert api_key.id is not None
         with self._lock:
             usage = self._usage.get(api_key.id)
-        if usage is not None and usage.day == day and time.monotonic() < usage.fresh_until:
-            return usage
-        jobs, tokens = _used_since(session, api_key, day)  # outside the lock: a round trip
+            if usage is not None and usage.day == day:
+                if time.monotonic() < usage.fresh_until or usage.refreshing:
+                    # while one thread reads the database, the others go on with the reading
+                    # that just expired, instead of all reading at once
+                    return usage
+                usage.refreshing = True
+        try:
+            jobs, tokens = _used_since(session, api_key, day)  # outside the lock: a round trip
+        except BaseException:
+            if usage is not None:
+                usage.refreshing = False  # the next request tries again
+            raise
         with self._lock:
             if len(self._usage) >= self.max_keys:
                 self._usage.clear()
