@@ -46,6 +46,7 @@ FINISHED = {"succeeded", "failed", "canceled"}
 MAX_INTEGER_COLUMN = 2**31 - 1
 MAX_KEY_NAME = 200  # api_key.name
 MAX_RATE_LIMIT = 64  # api_key.rate_limit
+BATCH_POLL_SECONDS = 2.0  # `evenhand batch --wait` reads the batch again this often
 
 
 @app.callback()
@@ -390,6 +391,90 @@ def submit(
     else:
         render_result(job)
     if wait and job["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+def render_batch(batch: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> None:
+    out = Console()
+    counts = ", ".join(f"{n} {status}" for status, n in batch["counts"].items() if n)
+    articles = f"{batch['total']} article{'s' if batch['total'] != 1 else ''}"
+    out.print(f"batch {batch['id']} · {batch['mode']} · {articles}: {counts}")
+    for round_ in batch.get("provider_batches", []):
+        why = f": {round_['error']}" if round_.get("error") else ""
+        out.print(
+            f"  round {round_['round']} at the provider: {round_['status']}, "
+            f"{round_['requests']} requests{escape(why)}"
+        )
+    for number, entry in enumerate(batch["jobs"], start=1):
+        job = jobs.get(str(entry["job_id"]), entry)
+        error = job.get("error")
+        why = f": {error['code']}: {error['message']}" if error else ""
+        out.print(f"  {number}. job {entry['job_id']} · {job['status']}{escape(why)}")
+
+
+@app.command()
+def batch(
+    sources: Annotated[list[str], typer.Argument(help="Files or URLs, one job each")],
+    provider_batch: Annotated[
+        bool,
+        typer.Option(
+            "--provider-batch",
+            help="Through the LLM provider's Batch API: about half the price, done within its "
+            "completion window (hours) instead of minutes",
+        ),
+    ] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until every job ended")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a rendering")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(min=1, max=172800, help="Seconds to wait at most with --wait")
+    ] = 3600,
+    api_url: ApiUrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Submit several articles at once, one job each (all stored or none)."""
+    from evenhand.client import ApiError
+
+    if "-" in sources:
+        console.print("[red]A batch reads files or URLs, not standard input.[/red]")
+        raise typer.Exit(2)
+    try:
+        articles = [_submission(source) for source in sources]
+    except OSError as exc:
+        console.print(
+            f"[red]Cannot read {escape(str(exc.filename))}: {escape(exc.strerror or '')}[/red]"
+        )
+        raise typer.Exit(2) from None
+    body = {"mode": "provider_batch" if provider_batch else "live", "articles": articles}
+    client = _client(api_url, key)
+    try:
+        found = client.submit_batch(body)
+        if wait:
+            deadline = time.monotonic() + timeout
+            with console.status("waiting") as shown:
+                # a batch has no long-poll: read it again every few seconds
+                while not found["finished"] and time.monotonic() < deadline:
+                    time.sleep(min(BATCH_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+                    found = client.batch(str(found["id"]))
+                    shown.update(", ".join(f"{n} {s}" for s, n in found["counts"].items() if n))
+        jobs = (
+            {str(e["job_id"]): client.job(str(e["job_id"])) for e in found["jobs"]} if wait else {}
+        )
+    except ApiError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(
+            json.dumps(
+                {**found, "jobs": list(jobs.values()) or found["jobs"]},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    else:
+        render_batch(found, jobs)
+    if wait and (not found["finished"] or found["counts"]["succeeded"] != found["total"]):
         raise typer.Exit(1)
 
 

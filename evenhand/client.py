@@ -1,4 +1,4 @@
-"""A small client of the HTTP API, used by `evenhand submit` and `evenhand status`."""
+"""A small client of the HTTP API, used by `evenhand submit`, `batch`, `story` and `status`."""
 
 from typing import Any
 
@@ -64,6 +64,12 @@ class Client:
 
     def retry(self, job_id: str) -> dict[str, Any]:
         return self._request("POST", f"/v1/jobs/{job_id}/retry")
+
+    def submit_batch(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "/v1/batches", json=body)
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/batches/{batch_id}")
 
     def submit_story(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", "/v1/stories", json=body)

@@ -534,3 +534,38 @@ def test_login_checks_the_key_and_saves_it_for_the_client(stack: Stack, tmp_path
         env=env, cwd=tmp_path,
     )  # fmt: skip
     assert elsewhere.returncode == 1 and "Cannot reach the evenhand API" in elsewhere.stderr
+
+
+@sqlite_only
+def test_batch_submits_files_through_the_providers_batch_api_and_waits(
+    stack: Stack, tmp_path: Path
+) -> None:
+    key = stack.new_key("cli-batch")
+    client_env = {"EVENHAND_API_URL": stack.api_url, "EVENHAND_API_KEY": key}
+    files = []
+    for name in ("short_opinion.txt", "news_multiple_sides.txt"):
+        path = tmp_path / name
+        path.write_text(fresh_text(name), encoding="utf-8")  # no stored result
+        files.append(str(path))
+    done = json.loads(
+        stack.run_cli("batch", *files, "--provider-batch", "--wait", "--json", **client_env).stdout
+    )
+    assert done["mode"] == "provider_batch" and done["finished"]
+    assert [job["status"] for job in done["jobs"]] == ["succeeded", "succeeded"]
+    assert all(job["result"]["grounding"]["verified"] > 0 for job in done["jobs"])
+    assert done["provider_batches"][0]["status"] == "completed"
+    assert stack.llm.stats()["requests"] == 0  # not one live call
+
+    stack.llm.control(batch="fail")
+    another = tmp_path / "another.txt"
+    another.write_text(fresh_text("short_opinion.txt"), encoding="utf-8")
+    shown = stack.run_cli(
+        "batch", str(another), "--provider-batch", "--wait", check=False, **client_env
+    )
+    assert shown.returncode == 1
+    flat = " ".join(shown.stdout.split())  # rich wraps long lines
+    assert "provider_batch · 1 article: 1 failed" in flat
+    assert "provider_batch_failed" in flat and "told to fail this batch" in flat
+
+    missing = stack.run_cli("batch", str(tmp_path / "nope.txt"), check=False, **client_env)
+    assert missing.returncode == 2 and "Cannot read" in missing.stderr + missing.stdout
