@@ -1,6 +1,6 @@
 """Dependencies shared by the routes: settings, a database session and the caller's API key."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from cachetools import TTLCache
@@ -20,9 +20,19 @@ from kernel.keys import find_active_key, hash_key
 from kernel.models import ApiKey
 
 
-def get_session() -> Iterator[Session]:
-    with Session(get_engine()) as session:
+async def get_session() -> AsyncIterator[Session]:
+    """A session for the request. Async, so that FastAPI runs neither its start nor its end in
+    the thread pool (as it does a plain generator's): a session connects only when a route uses
+    it, and one that holds no connection any more closes at once."""
+    session = Session(get_engine())
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            # a route read without committing: the rollback is a round trip, off the event loop
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

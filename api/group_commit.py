@@ -13,6 +13,7 @@ gets its own error. When the database is away, every submit of the group gets th
 nothing of it was stored.
 """
 
+import asyncio
 import threading
 import uuid
 from concurrent.futures import Future
@@ -54,6 +55,13 @@ class GroupCommit:
     def write(self, rows: list[SQLModel], job_id: uuid.UUID, label: str | None) -> None:
         """Store the rows with the next group; returns once they are committed, else raises
         what the database raised."""
+        self._enqueue(rows, job_id, label).result()
+
+    async def write_async(self, rows: list[SQLModel], job_id: uuid.UUID, label: str | None) -> None:
+        """`write` for the event loop: the request waits for its group without a thread."""
+        await asyncio.wrap_future(self._enqueue(rows, job_id, label))
+
+    def _enqueue(self, rows: list[SQLModel], job_id: uuid.UUID, label: str | None) -> Future[None]:
         item = PendingSubmit(rows, job_id, label)
         with self._changed:
             if self._closed:
@@ -63,7 +71,7 @@ class GroupCommit:
                 self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
                 self._thread.start()
             self._changed.notify()
-        item.stored.result()
+        return item.stored
 
     def close(self) -> None:
         """Write what is pending, then stop the writer (at shutdown)."""

@@ -15,6 +15,7 @@ import structlog
 from cachetools import TTLCache
 from limits import RateLimitItem, parse
 from sqlmodel import Session, col, func, select
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import Problem
 from kernel.config import Settings
@@ -242,21 +243,31 @@ class DailyUsage:
         self._lock = threading.Lock()
         self._usage: dict[int, _Usage] = {}
 
-    def _current(self, session: Session, api_key: ApiKey, day: datetime) -> _Usage:
+    def _cached(self, api_key: ApiKey, day: datetime) -> tuple[_Usage | None, bool]:
+        """The reading to count against, and whether the caller must read the database first
+        (then the reading it returns is the expired one, or None)."""
         assert api_key.id is not None
         with self._lock:
             usage = self._usage.get(api_key.id)
-            if usage is not None and usage.day == day:
-                if time.monotonic() < usage.fresh_until or usage.refreshing:
-                    # while one thread reads the database, the others go on with the reading
-                    # that just expired, instead of all reading at once
-                    return usage
-                usage.refreshing = True
+            if usage is None or usage.day != day:
+                return None, True
+            if time.monotonic() < usage.fresh_until or usage.refreshing:
+                # while one thread reads the database, the others go on with the reading that
+                # just expired, instead of all reading at once
+                return usage, False
+            usage.refreshing = True
+            return usage, True
+
+    def _read(
+        self, session: Session, api_key: ApiKey, day: datetime, expired: _Usage | None
+    ) -> _Usage:
+        """A new reading from the database (a round trip)."""
+        assert api_key.id is not None
         try:
-            jobs, tokens = _used_since(session, api_key, day)  # outside the lock: a round trip
+            jobs, tokens = _used_since(session, api_key, day)
         except BaseException:
-            if usage is not None:
-                usage.refreshing = False  # the next request tries again
+            if expired is not None:
+                expired.refreshing = False  # the next request tries again
             raise
         with self._lock:
             if len(self._usage) >= self.max_keys:
@@ -268,31 +279,51 @@ class DailyUsage:
     def enforce(self, session: Session, api_key: ApiKey, settings: Settings, new_jobs: int) -> None:
         """429 when `new_jobs` more would pass the key's jobs per UTC day, or its LLM tokens of
         the day are used up; else the jobs are counted."""
-        day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        day = _today()
+        usage, must_read = self._cached(api_key, day)
+        if must_read:
+            usage = self._read(session, api_key, day, usage)
+        assert usage is not None
+        self._count(usage, api_key, settings, new_jobs)
+
+    async def enforce_async(
+        self, session: Session, api_key: ApiKey, settings: Settings, new_jobs: int
+    ) -> None:
+        """`enforce` for the event loop: only a database read goes to the thread pool."""
+        day = _today()
+        usage, must_read = self._cached(api_key, day)
+        if must_read:
+            usage = await run_in_threadpool(self._read, session, api_key, day, usage)
+        assert usage is not None
+        self._count(usage, api_key, settings, new_jobs)
+
+    def _count(self, usage: _Usage, api_key: ApiKey, settings: Settings, new_jobs: int) -> None:
         job_quota = api_key.daily_jobs if api_key.daily_jobs is not None else settings.daily_jobs
         token_quota = (
             api_key.daily_tokens if api_key.daily_tokens is not None else settings.daily_tokens
         )
-        usage = self._current(session, api_key, day)
-        retry = {"Retry-After": str(_seconds_to_midnight())}
         with self._lock:
             if usage.jobs + new_jobs > job_quota:
                 raise Problem(
                     429,
                     f"Daily quota of {job_quota} articles for this API key reached "
                     f"({usage.jobs} today); it resets at 00:00 UTC.",
-                    headers=retry,
+                    headers={"Retry-After": str(_seconds_to_midnight())},
                 )
             if usage.tokens >= token_quota:
                 raise Problem(
                     429,
                     f"Daily quota of {token_quota} LLM tokens for this API key used up "
                     f"({usage.tokens} today); it resets at 00:00 UTC.",
-                    headers=retry,
+                    headers={"Retry-After": str(_seconds_to_midnight())},
                 )
             # counted before the commit: a submit that then fails holds its place until the
             # next read of the database
             usage.jobs += new_jobs
+
+
+def _today() -> datetime:
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _used_since(session: Session, api_key: ApiKey, since: datetime) -> tuple[int, int]:

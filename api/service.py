@@ -10,6 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import Problem
 from api.group_commit import GroupCommit
@@ -84,7 +85,7 @@ def accepted(job: Job) -> ArticleAccepted:
     return ArticleAccepted(job_id=job.id, article_id=job.article_id, status=JobStatus.queued)
 
 
-def submit_article(
+async def submit_article(
     session: Session,
     owner: ApiKey,
     payload: ArticleCreate,
@@ -98,10 +99,15 @@ def submit_article(
 
     Returns the accepted job and whether it is a replay of an earlier request with the same
     Idempotency-Key (nothing new is stored or published then).
+
+    On the event loop: a submit that needs no database read of its own (no Idempotency-Key, a
+    quota reading in memory) waits for its group without a thread; reads go to the thread pool.
     """
-    if idempotency_key and (earlier := replay(session, owner, idempotency_key, payload)):
+    if idempotency_key and (
+        earlier := await run_in_threadpool(replay, session, owner, idempotency_key, payload)
+    ):
         return accepted(earlier), True
-    usage.enforce(session, owner, settings, new_jobs=1)
+    await usage.enforce_async(session, owner, settings, new_jobs=1)
     article, job = new_job(owner, payload, settings)
     rows: list[SQLModel] = [article, job]
     if idempotency_key:
@@ -116,10 +122,12 @@ def submit_article(
         )
     answer = accepted(job)
     try:
-        groups.write(rows, job.id, submission_label(payload))  # returns once committed
+        await groups.write_async(rows, job.id, submission_label(payload))  # once committed
     except IntegrityError:
         # a concurrent request with the same key won the race: answer as it did
-        if idempotency_key and (earlier := replay(session, owner, idempotency_key, payload)):
+        if idempotency_key and (
+            earlier := await run_in_threadpool(replay, session, owner, idempotency_key, payload)
+        ):
             return accepted(earlier), True
         raise
     return answer, False

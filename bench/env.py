@@ -142,12 +142,16 @@ class Bench:
     engine: sa.Engine
     llm: FakeLLM
 
-    def sibling(self, name: str, **settings: str) -> AbstractContextManager[Bench]:
-        """Another stack like this one (same server, Redis and LLM) on a fresh database of its own,
-        with these environment settings on top."""
+    def sibling(
+        self, name: str, database_url: str | None = None, **settings: str
+    ) -> AbstractContextManager[Bench]:
+        """Another stack like this one (same server, Redis and LLM) on a fresh database of its own
+        (or on `database_url`, a SQLite file say), with these environment settings on top."""
         redis_url = self.stack.env["REDIS_URL"]
         tmp = self.stack.log_dir.parent
-        return bench_stack(name, self.pg_server, redis_url, tmp, self.llm, **settings)
+        return bench_stack(
+            name, self.pg_server, redis_url, tmp, self.llm, database_url=database_url, **settings
+        )
 
     def start_worker(
         self, name: str, *extra: str, timeout: float = 60, **env: str
@@ -218,12 +222,15 @@ def bench_stack(
     redis_url: str,
     tmp: Path,
     llm: FakeLLM | None = None,
+    database_url: str | None = None,
     **settings: str,
 ) -> Iterator[Bench]:
-    """API (started) + fake LLM (a new one unless given) + fresh database; workers are started by
-    each figure. The database is dropped at the end, also on failure."""
+    """API (started) + fake LLM (a new one unless given) + a fresh PostgreSQL database (unless
+    `database_url` names another); workers are started by each figure. A fresh database is
+    dropped at the end, also on failure."""
     with ExitStack() as resources:
-        database_url = resources.enter_context(fresh_database(pg_server))
+        if database_url is None:
+            database_url = resources.enter_context(fresh_database(pg_server))
         if llm is None:
             llm = resources.enter_context(fake_llm_service(tmp))
         log_dir = tmp / f"stack-{name}"

@@ -15,9 +15,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -485,32 +485,6 @@ SUBMIT_CONNECTIONS = 8
 SUBMIT_CHARS = 3000
 
 
-@contextmanager
-def _sqlite_stack(bench: Bench) -> Iterator[Stack]:
-    """An evenhand API like the run's own, on a SQLite file of its own (the default database)."""
-    log_dir = bench.stack.log_dir.parent / f"stack-sqlite-{uuid.uuid4().hex[:6]}"
-    log_dir.mkdir()
-    stack = Stack(
-        name="submit-sqlite",
-        env={
-            **bench.stack.env,
-            "DATABASE_URL": f"sqlite:///{log_dir / 'evenhand.db'}",
-            "EVENHAND_QUEUE": f"evenhand-bench-sqlite-{uuid.uuid4().hex[:8]}",
-        },
-        api_url=f"http://127.0.0.1:{free_port()}",
-        key="",
-        llm=bench.llm,
-        log_dir=log_dir,
-    )
-    try:
-        stack.run_cli("migrate")
-        stack.key = stack.new_key("bench")
-        stack.start_api()
-        yield stack
-    finally:
-        stack.stop()
-
-
 def _submit_side_by_side(
     stack: Stack, bare_url: str, seconds: int, rounds: int, log: Log
 ) -> dict[str, Any]:
@@ -569,8 +543,9 @@ def fig_submit(bench: Bench, sampler: RssSampler, quick: bool, log: Log) -> dict
     try:
         with bench.sibling("submit") as pg:
             out["postgresql"] = _submit_side_by_side(pg.stack, bare_url, seconds, rounds, log)
-        with _sqlite_stack(bench) as sqlite:
-            out["sqlite"] = _submit_side_by_side(sqlite, bare_url, seconds, rounds, log)
+        sqlite_file = bench.stack.log_dir.parent / f"submit-{uuid.uuid4().hex[:6]}.db"
+        with bench.sibling("submit-sqlite", database_url=f"sqlite:///{sqlite_file}") as sqlite:
+            out["sqlite"] = _submit_side_by_side(sqlite.stack, bare_url, seconds, rounds, log)
     finally:
         stop_process(bare)
     return out

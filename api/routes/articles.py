@@ -98,7 +98,7 @@ async def parse_submission(request: Request, settings: SettingsDep) -> ArticleCr
     openapi_extra=_SUBMIT_BODY,
     responses={415: {"description": "Unsupported content type"}, 413: {"description": "Too large"}},
 )
-def create_article(
+async def create_article(
     response: Response,
     owner: CurrentKeyDep,
     session: SessionDep,
@@ -116,7 +116,7 @@ def create_article(
     ] = None,
 ) -> ArticleAccepted:
     """Submit an article; answers 202 with the job to poll."""
-    answer, replayed = submit_article(
+    answer, replayed = await submit_article(
         session, owner, payload, settings, usage, groups, idempotency_key
     )
     response.headers["Location"] = f"/v1/jobs/{answer.job_id}"
