@@ -18,7 +18,9 @@ import threading
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
+import sqlalchemy as sa
 import structlog
 from opentelemetry import context
 from sqlalchemy.exc import IntegrityError
@@ -32,9 +34,13 @@ log = structlog.get_logger(__name__)
 MAX_GROUP = 500  # rows of more submits than this wait for the next group
 
 
+# a table and one row's values (kernel.models.row_values): inserted without building ORM objects
+Row = tuple[type[SQLModel], dict[str, Any]]
+
+
 @dataclass
 class PendingSubmit:
-    rows: list[SQLModel]  # in insert order: the article, its job, an idempotency record
+    rows: list[Row]  # in insert order: the article, its job, an idempotency record
     job_id: uuid.UUID
     label: str | None
     # the request's trace context: the task is published in it, so the job's trace starts at the
@@ -52,16 +58,16 @@ class GroupCommit:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def write(self, rows: list[SQLModel], job_id: uuid.UUID, label: str | None) -> None:
+    def write(self, rows: list[Row], job_id: uuid.UUID, label: str | None) -> None:
         """Store the rows with the next group; returns once they are committed, else raises
         what the database raised."""
         self._enqueue(rows, job_id, label).result()
 
-    async def write_async(self, rows: list[SQLModel], job_id: uuid.UUID, label: str | None) -> None:
+    async def write_async(self, rows: list[Row], job_id: uuid.UUID, label: str | None) -> None:
         """`write` for the event loop: the request waits for its group without a thread."""
         await asyncio.wrap_future(self._enqueue(rows, job_id, label))
 
-    def _enqueue(self, rows: list[SQLModel], job_id: uuid.UUID, label: str | None) -> Future[None]:
+    def _enqueue(self, rows: list[Row], job_id: uuid.UUID, label: str | None) -> Future[None]:
         item = PendingSubmit(rows, job_id, label)
         with self._changed:
             if self._closed:
@@ -126,12 +132,16 @@ def _write_alone(item: PendingSubmit) -> bool:
     return True
 
 
-def _commit(row_lists: list[list[SQLModel]]) -> None:
-    """Every list's first rows, flushed together, then every list's second rows, and so on: the
+def _commit(row_lists: list[list[Row]]) -> None:
+    """Every list's first rows, inserted together, then every list's second rows, and so on: the
     rows a later one refers to are in first, and each table gets one multi-row INSERT."""
-    # a rolled-back flush leaves the rows transient again, so a second try can add them anew
-    with Session(get_engine(), expire_on_commit=False) as session:
+    with Session(get_engine()) as session:
         for position in range(max(len(rows) for rows in row_lists)):
-            session.add_all([rows[position] for rows in row_lists if len(rows) > position])
-            session.flush()
+            tables: dict[type[SQLModel], list[dict[str, Any]]] = {}
+            for rows in row_lists:
+                if len(rows) > position:
+                    model, values = rows[position]
+                    tables.setdefault(model, []).append(values)
+            for model, values_list in tables.items():
+                session.execute(sa.insert(model), values_list)
         session.commit()

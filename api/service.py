@@ -6,14 +6,15 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import Problem
-from api.group_commit import GroupCommit
+from api.group_commit import GroupCommit, Row
 from api.job_cache import JobCache
 from api.limits import DailyUsage
 from api.schemas import (
@@ -44,6 +45,7 @@ from kernel.models import (
     Job,
     JobStatus,
     ProviderBatch,
+    row_values,
 )
 from kernel.results import latest_result_of_article
 from kernel.schemas import JobPublic
@@ -109,20 +111,19 @@ async def submit_article(
         return accepted(earlier), True
     await usage.enforce_async(session, owner, settings, new_jobs=1)
     article, job = new_job(owner, payload, settings)
-    rows: list[SQLModel] = [article, job]
+    rows: list[Row] = [(Article, article), (Job, job)]
     if idempotency_key:
-        assert owner.id is not None
-        rows.append(
-            IdempotencyRecord(
-                owner_id=owner.id,
-                key=idempotency_key,
-                request_hash=request_hash(payload),
-                job_id=job.id,
-            )
+        record = row_values(
+            IdempotencyRecord,
+            owner_id=owner.id,
+            key=idempotency_key,
+            request_hash=request_hash(payload),
+            job_id=job["id"],
         )
-    answer = accepted(job)
+        rows.append((IdempotencyRecord, record))
+    answer = ArticleAccepted(job_id=job["id"], article_id=article["id"], status=JobStatus.queued)
     try:
-        await groups.write_async(rows, job.id, submission_label(payload))  # once committed
+        await groups.write_async(rows, job["id"], submission_label(payload))  # once committed
     except IntegrityError:
         # a concurrent request with the same key won the race: answer as it did
         if idempotency_key and (
@@ -142,9 +143,10 @@ def add_job(
 ) -> Job:
     """Check one article and add it with its job to the session (the caller commits)."""
     article, job = new_job(owner, payload, settings, batch_id)
-    session.add(article)
-    session.add(job)
-    return job
+    session.add(Article(**article))
+    added = Job(**job)
+    session.add(added)
+    return added
 
 
 def new_job(
@@ -152,8 +154,8 @@ def new_job(
     payload: ArticleCreate,
     settings: Settings,
     batch_id: uuid.UUID | None = None,
-) -> tuple[Article, Job]:
-    """One article, checked, and its job, not yet stored."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One article, checked, and its job: their rows' values, not yet stored."""
     kind, raw = next(
         (k, v)
         for k, v in (("text", payload.text), ("html", payload.html), ("url", payload.url))
@@ -173,7 +175,8 @@ def new_job(
             "flatten it (EVENHAND_MAX_JSON_DEPTH sets the limit).",
         )
     assert owner.id is not None
-    article = Article(
+    article = row_values(
+        Article,
         owner_id=owner.id,
         input_kind=kind,
         raw_text="" if kind == "url" else raw,
@@ -183,8 +186,9 @@ def new_job(
         language=payload.language,
         extra=payload.meta,
     )
-    job = Job(
-        article_id=article.id,
+    job = row_values(
+        Job,
+        article_id=article["id"],
         owner_id=owner.id,
         batch_id=batch_id,
         callback_url=payload.callback_url,

@@ -6,6 +6,7 @@ The schema itself is made only by Alembic migrations (evenhand/migrations).
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +15,34 @@ from sqlmodel import JSON, Column, Field, SQLModel
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@lru_cache
+def _defaults(model: type[SQLModel]) -> tuple[tuple[str, Any, Any], ...]:
+    """(field, default, default factory) of every field of a table model."""
+    primary = {column.name for column in model.__table__.primary_key}  # type: ignore[attr-defined]
+    return tuple(
+        (name, field.default, field.default_factory)
+        for name, field in model.model_fields.items()
+        # an autoincrement key left out: the database numbers the row
+        if not (name in primary and field.default is None and field.default_factory is None)
+    )
+
+
+def row_values(model: type[SQLModel], **values: Any) -> dict[str, Any]:
+    """A row of `model` as the dict an ORM bulk insert takes, its defaults filled in as the model
+    would fill them: what building the ORM object gives, at a fraction of the CPU (the submit
+    path builds one article and one job per request)."""
+    fields = _defaults(model)
+    if unknown := values.keys() - {name for name, _, _ in fields}:
+        raise TypeError(f"{model.__name__} has no field {', '.join(sorted(unknown))}")
+    row = {}
+    for name, default, factory in fields:
+        if name in values:
+            row[name] = values[name]
+        else:
+            row[name] = factory() if factory is not None else default
+    return row
 
 
 def _timestamp(nullable: bool = True, **kwargs: Any) -> Any:

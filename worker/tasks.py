@@ -9,6 +9,7 @@ from celery.app.task import Context
 from celery.exceptions import Retry
 from celery.signals import task_postrun, task_prerun, task_retry, worker_init
 from prometheus_client import start_http_server
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from kernel.celery_app import COMPARE_STORY_TASK, SUMMARIZE_TASK, WEBHOOK_TASK, celery_app
 from kernel.config import get_settings
@@ -56,9 +57,27 @@ class SummarizeTask(Task):
         self.leases = LeaseKeeper()
 
 
+# A database that is away when a task runs (it cannot claim its job, or store what it made)
+# retries the task with backoff and jitter, instead of leaving the job to the sweeper's
+# republish (EVENHAND_REPUBLISH_AFTER, minutes); after DATABASE_RETRIES the sweeper still has it.
+DATABASE_AWAY = (OperationalError, InterfaceError)
+DATABASE_RETRIES = 20
+DATABASE_BACKOFF_MAX = 60  # seconds: no wait between two tries is longer
+
+
 # A failed job ends its task as FAILURE with the job's code and message, so Flower tells the
 # truth; `throws` marks it expected: logged in one line, without a traceback.
-@celery_app.task(name=SUMMARIZE_TASK, bind=True, base=SummarizeTask, throws=(PipelineError,))
+@celery_app.task(
+    name=SUMMARIZE_TASK,
+    bind=True,
+    base=SummarizeTask,
+    throws=(PipelineError,),
+    autoretry_for=DATABASE_AWAY,
+    max_retries=DATABASE_RETRIES,
+    retry_backoff=True,
+    retry_backoff_max=DATABASE_BACKOFF_MAX,
+    retry_jitter=True,
+)
 def summarize_job(self: SummarizeTask, job_id: str) -> None:
     """Summarize the article of job `job_id` (re-read from the database)."""
     outcome = run_job(uuid.UUID(job_id), get_settings(), self.leases, task_id=self.request.id)
@@ -79,8 +98,15 @@ class WebhookTask(Task):
 
 
 @task_retry.connect
-def _log_webhook_retry(sender: Task, request: Context, reason: Retry, **_kwargs: object) -> None:
-    if sender.name == WEBHOOK_TASK:
+def _log_retry(sender: Task, request: Context, reason: Retry, **_kwargs: object) -> None:
+    if isinstance(reason.exc, DATABASE_AWAY):
+        log.warning(
+            "database_away_retry",
+            attempt=request.retries + 1,
+            error=type(reason.exc).__name__,
+            countdown=reason.when,
+        )
+    elif sender.name == WEBHOOK_TASK:
         log.warning(
             "webhook_retry",
             attempt=request.retries + 1,
@@ -111,7 +137,15 @@ def deliver_webhook(job_id: str) -> None:
 
 
 # Like a job's: the task id is the story id; a failed comparison ends its task as FAILURE.
-@celery_app.task(name=COMPARE_STORY_TASK, throws=(PipelineError,))
+@celery_app.task(
+    name=COMPARE_STORY_TASK,
+    throws=(PipelineError,),
+    autoretry_for=DATABASE_AWAY,
+    max_retries=DATABASE_RETRIES,
+    retry_backoff=True,
+    retry_backoff_max=DATABASE_BACKOFF_MAX,
+    retry_jitter=True,
+)
 def compare_story(story_id: str) -> None:
     """Compare the articles of story `story_id` (re-read from the database)."""
     failure = run_story(uuid.UUID(story_id), get_settings())

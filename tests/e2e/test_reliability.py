@@ -159,33 +159,67 @@ def test_broker_outage_in_the_middle_of_groups_loses_no_accepted_article(
     assert_all_succeeded_once(chaos, accepted, timeout=120)
 
 
-def test_database_outage_in_the_middle_of_groups_loses_no_accepted_article(
-    chaos: Stack, postgres_server_url: str
-) -> None:
-    chaos.llm.control(latency=0)
-    name = make_url(chaos.env["DATABASE_URL"]).database
-    admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+class DatabaseSwitch:
+    """Takes the stack's PostgreSQL database away (no new connections, every open one ended) and
+    brings it back."""
 
-    def database_away() -> None:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+    def __init__(self, stack: Stack, server_url: str) -> None:
+        self.name = make_url(stack.env["DATABASE_URL"]).database
+        self.admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+
+    def away(self) -> None:
+        with self.admin.connect() as connection:
+            connection.execute(
+                sa.text(f'ALTER DATABASE "{self.name}" WITH ALLOW_CONNECTIONS false')
+            )
             connection.execute(
                 sa.text(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
                 ),
-                {"n": name},
+                {"n": self.name},
             )
 
+    def back(self) -> None:
+        with self.admin.connect() as connection:
+            connection.execute(sa.text(f'ALTER DATABASE "{self.name}" WITH ALLOW_CONNECTIONS true'))
+        self.admin.dispose()
+
+
+def test_database_outage_in_the_middle_of_groups_loses_no_accepted_article(
+    chaos: Stack, postgres_server_url: str
+) -> None:
+    chaos.llm.control(latency=0)
+    database = DatabaseSwitch(chaos, postgres_server_url)
     try:
-        answers = submit_during(chaos, 60, database_away)
+        answers = submit_during(chaos, 60, database.away)
     finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
-        admin.dispose()
+        database.back()
     accepted = accepted_ids(answers)
     assert 0 < len(accepted) < 60, [a.status_code for a in answers]
     # every 202 was committed: each job is there and runs once the worker reconnects
     assert_all_succeeded_once(chaos, accepted, timeout=120)
+
+
+def test_jobs_a_worker_takes_while_the_database_is_away_run_once_it_is_back(
+    chaos: Stack, postgres_server_url: str
+) -> None:
+    chaos.llm.control(latency=0)
+    stop_process(chaos.processes["worker"])
+    job_ids = submit_many(chaos, 3)  # stored and published; nobody takes them yet
+    database = DatabaseSwitch(chaos, postgres_server_url)
+    log = chaos.log_dir / "worker.log"
+    try:
+        database.away()
+        chaos.start_worker("worker")  # takes the tasks, cannot claim their jobs
+        wait_until(
+            lambda: log.read_text().count('"database_away_retry"') >= 3,
+            60,
+            what="the worker to retry the tasks it could not run",
+        )
+    finally:
+        database.back()
+    # within the test's timeout, far below the sweeper's republish (EVENHAND_REPUBLISH_AFTER)
+    assert_all_succeeded_once(chaos, job_ids, timeout=90)
 
 
 def test_llm_fault_storm_every_job_succeeds(chaos: Stack) -> None:
