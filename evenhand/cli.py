@@ -653,14 +653,39 @@ def evaluate(
         bool,
         typer.Option("--gold", help="Also score each article against its NAME.gold.json reference"),
     ] = False,
+    save_drafts: Annotated[
+        Path | None,
+        typer.Option(
+            file_okay=False,
+            help="Also write each article's draft, before grounding and refine, to "
+            "DIR/NAME.draft.json",
+            show_default=False,
+        ),
+    ] = None,
+    from_drafts: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            file_okay=False,
+            help="Score the drafts saved in DIR (by --save-drafts) instead of calling the "
+            "drafter; the stages after it (refine per EVENHAND_REFINE) run as they are now, "
+            "the support check does not",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run every article in FOLDER through the configured provider and print quality figures."""
     from kernel.config import get_settings
     from worker.drafting import labels
     from worker.evaluation import evaluate_folder, total
 
+    if save_drafts is not None and from_drafts is not None:
+        console.print("[red]--save-drafts and --from-drafts do not go together[/red]")
+        raise typer.Exit(2)
     settings = get_settings()
-    rows = evaluate_folder(folder, settings, with_gold=gold)
+    rows = evaluate_folder(
+        folder, settings, with_gold=gold, save_drafts=save_drafts, from_drafts=from_drafts
+    )
     if not rows:
         console.print(f"[red]no .txt or .html articles in {folder}[/red]")
         raise typer.Exit(1)

@@ -9,15 +9,22 @@ import pytest
 
 from kernel.config import Settings
 from worker.claims import claim_similarity, match_claims, same_claim
+from worker.drafting import Labels
 from worker.evaluation import (
+    DRAFT_SUFFIX,
     GOLD_SUFFIX,
+    EvalRow,
+    SavedDraft,
     evaluate_folder,
+    load_draft,
     load_gold,
     matcher_accuracy,
     same_speaker,
+    save_draft,
     total,
     unattributed_occurrences,
 )
+from worker.schemas import Draft, DraftEvidence, DraftPoint, Usage
 
 GOLD = Path(__file__).resolve().parents[2] / "testkit" / "fixtures" / "gold"
 ARTICLES = sorted(GOLD.glob("*.txt"))
@@ -150,3 +157,90 @@ def test_eval_cli_prints_the_gold_table(tmp_path: Path, monkeypatch: pytest.Monk
     as_json = CliRunner().invoke(app, ["eval", str(tmp_path), "--gold", "--json"])
     rows = json.loads(as_json.stdout)
     assert rows[0]["gold"]["points_reference"] == 7 and "point_recall" in rows[-1]["gold"]
+
+
+def _copy_gold(tmp_path: Path, *names: str) -> Path:
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for name in names:
+        for suffix in (".txt", GOLD_SUFFIX):
+            shutil.copy(GOLD / f"{name}{suffix}", folder / f"{name}{suffix}")
+    return folder
+
+
+def _comparable(rows: list[EvalRow]) -> list[dict[str, object]]:
+    return [{k: v for k, v in row.as_dict().items() if k != "seconds"} for row in rows]
+
+
+def test_saved_drafts_score_as_the_run_that_saved_them(tmp_path: Path) -> None:
+    # the stages after the draft are composed again in worker.evaluation: this catches a drift
+    # from worker.pipeline.analyse
+    folder = _copy_gold(
+        tmp_path, "news_wind_farm", "column_stadium_loaded", "boilerplate_only_page"
+    )
+    settings = Settings(provider="extractive", _env_file=None)
+    plain = evaluate_folder(folder, settings, with_gold=True)
+    saving = evaluate_folder(folder, settings, with_gold=True, save_drafts=tmp_path / "drafts")
+    again = evaluate_folder(folder, settings, with_gold=True, from_drafts=tmp_path / "drafts")
+    assert _comparable(plain) == _comparable(saving) == _comparable(again)
+    assert sorted(p.name for p in (tmp_path / "drafts").iterdir()) == [
+        f"{name}{DRAFT_SUFFIX}"
+        for name in ("boilerplate_only_page", "column_stadium_loaded", "news_wind_farm")
+    ]
+    failed = load_draft(tmp_path / "drafts" / f"boilerplate_only_page{DRAFT_SUFFIX}")
+    assert failed.draft is None and failed.error == "no_article_text"
+
+
+def test_a_saved_draft_is_scored_without_the_drafter_and_with_refine_as_set(
+    tmp_path: Path,
+) -> None:
+    folder = _copy_gold(tmp_path, "news_wind_farm")
+    claim = "The province approved an offshore wind farm of 60 turbines off Gull Point."
+    quote = "The company said the turbines would be placed at least 12 kilometres from shore"
+    twin = DraftPoint(
+        claim=claim, speaker="the author", premises=[], evidence=[DraftEvidence(quote=quote)]
+    )
+    drafted = Draft(
+        article_type="news",
+        thesis=claim,
+        summary="A summary.",
+        argument_points=[twin, twin.model_copy()],
+        loaded_language=[],
+    )
+    drafted.mark_defaulted("premises")
+    drafts = tmp_path / "drafts"
+    drafts.mkdir()
+    label = Labels("openai", "some-model", "v9")
+    save_draft(
+        drafts / f"news_wind_farm{DRAFT_SUFFIX}", SavedDraft(label, drafted, Usage(llm_calls=3))
+    )
+    assert load_draft(drafts / f"news_wind_farm{DRAFT_SUFFIX}").draft.defaulted == ["premises"]  # type: ignore[union-attr]
+
+    settings = Settings(provider="extractive", _env_file=None)  # no LLM to call
+    [kept] = evaluate_folder(folder, settings, with_gold=True, from_drafts=drafts)
+    [merged] = evaluate_folder(
+        folder, settings.model_copy(update={"refine": False}), with_gold=True, from_drafts=drafts
+    )
+    assert kept.llm_calls == merged.llm_calls == 3  # the saved draft's own usage
+    assert kept.gold is not None and merged.gold is not None
+    assert merged.gold.points_predicted == 2 and kept.gold.points_predicted < 2
+    assert kept.gold.thesis_matched == 1 and kept.verified >= 1
+
+
+def test_an_article_without_a_saved_draft_is_an_error_not_a_drafter_call(tmp_path: Path) -> None:
+    folder = _copy_gold(tmp_path, "news_wind_farm")
+    (tmp_path / "drafts").mkdir()
+    settings = Settings(provider="extractive", _env_file=None)
+    [row] = evaluate_folder(folder, settings, with_gold=True, from_drafts=tmp_path / "drafts")
+    assert row.error == "no_draft"
+    assert row.gold is not None and row.gold.points_predicted == 0
+
+
+def test_eval_cli_refuses_to_save_and_read_drafts_at_once(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from evenhand.cli import app
+
+    args = ["eval", str(tmp_path), "--save-drafts", str(tmp_path), "--from-drafts", str(tmp_path)]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 2 and "do not go together" in done.output
