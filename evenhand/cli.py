@@ -724,17 +724,19 @@ def _print_gold_table(rows: list[Any], title: str) -> None:
         return "–" if value is None else f"{value:.0%}"
 
     table = Table(
-        "article", "point recall", "point precision", "speakers", "thesis",
+        "article", "point recall", "point precision", "duplicates", "speakers", "thesis",
         "loaded unattributed", "quotes verified", "boilerplate removed", "sentences kept",
         title=f"evenhand eval --gold · {title}",
     )  # fmt: skip
     scored = [row for row in rows if row.gold is not None]
+    table.columns[0].no_wrap = True  # the other columns wrap their headers instead
     for row in scored:
         g = row.gold
         table.add_row(
             row.article,
             f"{g.points_matched}/{g.points_reference}",
             f"{g.points_matched}/{g.points_predicted}",
+            str(g.points_duplicated),
             f"{g.speakers_right}/{g.points_matched}",
             f"{g.thesis_matched}/{g.theses}" if g.theses else row.error or "–",
             str(g.loaded_unattributed),
@@ -747,7 +749,7 @@ def _print_gold_table(rows: list[Any], title: str) -> None:
         r = scored[-1].gold.rates()
         table.add_row(
             "rates",
-            pct(r["point_recall"]), pct(r["point_precision"]), pct(r["speaker_accuracy"]),
+            pct(r["point_recall"]), pct(r["point_precision"]), "", pct(r["speaker_accuracy"]),
             pct(r["thesis_match"]), "", "", pct(r["boilerplate_removal"]), pct(r["sentence_retention"]),
         )  # fmt: skip
     Console(width=160).print(table)

@@ -15,6 +15,7 @@ from worker.evaluation import (
     GOLD_SUFFIX,
     EvalRow,
     SavedDraft,
+    duplicate_points,
     evaluate_folder,
     load_draft,
     load_gold,
@@ -74,6 +75,18 @@ def test_claims_are_matched_one_to_one() -> None:
 )
 def test_same_speaker(predicted: str, holders: list[str], same: bool) -> None:
     assert same_speaker(predicted, holders) is same
+
+
+def test_a_duplicate_is_the_same_claim_again_from_the_same_speaker() -> None:
+    toll = "The toll will cut traffic in the city centre."
+    again = "The author argues that the toll will cut city centre traffic."
+    assert duplicate_points([(toll, "the author"), (again, "The author")]) == 1
+    assert duplicate_points([(toll, "Dale Mercer"), (again, "Mercer"), (toll, "mercer")]) == 2
+    assert duplicate_points([(toll, "the author"), (toll, "the mayor")]) == 0
+    assert (
+        duplicate_points([(toll, "the author"), ("Shops report fewer visitors.", "the author")])
+        == 0
+    )
 
 
 def test_loaded_terms_count_only_in_the_summarys_own_voice() -> None:
@@ -218,12 +231,13 @@ def test_a_saved_draft_is_scored_without_the_drafter_and_with_refine_as_set(
 
     settings = Settings(provider="extractive", _env_file=None)  # no LLM to call
     [kept] = evaluate_folder(folder, settings, with_gold=True, from_drafts=drafts)
-    [merged] = evaluate_folder(
+    [unrefined] = evaluate_folder(
         folder, settings.model_copy(update={"refine": False}), with_gold=True, from_drafts=drafts
     )
-    assert kept.llm_calls == merged.llm_calls == 3  # the saved draft's own usage
-    assert kept.gold is not None and merged.gold is not None
-    assert merged.gold.points_predicted == 2 and kept.gold.points_predicted < 2
+    assert kept.llm_calls == unrefined.llm_calls == 3  # the saved draft's own usage
+    assert kept.gold is not None and unrefined.gold is not None
+    assert unrefined.gold.points_predicted == 2 and unrefined.gold.points_duplicated == 1
+    assert kept.gold.points_duplicated == 0  # refine merged the twins
     assert kept.gold.thesis_matched == 1 and kept.verified >= 1
 
 
