@@ -133,15 +133,12 @@ def gold_path(article: Path) -> Path:
 # --- scores against the reference -----------------------------------------------------------------
 
 
-def duplicate_points(points: list[tuple[str, str]]) -> int:
-    """(claim, speaker) points that state the same claim as an earlier one of the same speaker,
-    by the gold matcher's rule: what a reader sees as the same point twice."""
+def duplicate_points(claims: list[str]) -> int:
+    """Points that state the same claim as an earlier one, by the gold matcher's rule, whoever
+    they are credited to: what a reader sees twice (one claim held by two speakers counts too,
+    so this is an upper bound)."""
     return sum(
-        any(
-            same_claim(claim, earlier) and same_speaker(speaker, [holder])
-            for earlier, holder in points[:i]
-        )
-        for i, (claim, speaker) in enumerate(points)
+        any(same_claim(claim, earlier) for earlier in claims[:i]) for i, claim in enumerate(claims)
     )
 
 
@@ -152,7 +149,7 @@ class GoldScores:
     points_reference: int = 0
     points_predicted: int = 0
     points_matched: int = 0
-    points_duplicated: int = 0  # result points restating an earlier point of the same speaker
+    points_duplicated: int = 0  # result points restating an earlier point
     speakers_right: int = 0  # of the matched points
     theses: int = 0  # articles with a reference thesis
     thesis_matched: int = 0
@@ -216,7 +213,7 @@ def score_against_gold(
     scores.points_predicted = len(predicted)
     pairs = match_claims([p.claim for p in predicted], [g.claim for g in gold.key_points])
     scores.points_matched = len(pairs)
-    scores.points_duplicated = duplicate_points([(p.claim, p.speaker) for p in predicted])
+    scores.points_duplicated = duplicate_points([p.claim for p in predicted])
     scores.speakers_right = sum(
         same_speaker(predicted[i].speaker, gold.key_points[j].holders) for i, j in pairs
     )

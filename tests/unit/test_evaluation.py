@@ -77,16 +77,12 @@ def test_same_speaker(predicted: str, holders: list[str], same: bool) -> None:
     assert same_speaker(predicted, holders) is same
 
 
-def test_a_duplicate_is_the_same_claim_again_from_the_same_speaker() -> None:
+def test_a_duplicate_is_a_claim_stated_again() -> None:
     toll = "The toll will cut traffic in the city centre."
     again = "The author argues that the toll will cut city centre traffic."
-    assert duplicate_points([(toll, "the author"), (again, "The author")]) == 1
-    assert duplicate_points([(toll, "Dale Mercer"), (again, "Mercer"), (toll, "mercer")]) == 2
-    assert duplicate_points([(toll, "the author"), (toll, "the mayor")]) == 0
-    assert (
-        duplicate_points([(toll, "the author"), ("Shops report fewer visitors.", "the author")])
-        == 0
-    )
+    assert duplicate_points([toll, again]) == 1
+    assert duplicate_points([toll, "Shops report fewer visitors.", again, toll]) == 2
+    assert duplicate_points([toll, "Shops report fewer visitors."]) == 0
 
 
 def test_loaded_terms_count_only_in_the_summarys_own_voice() -> None:
