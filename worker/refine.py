@@ -4,7 +4,8 @@ Small models state one claim as two points, paste every sentence they copied as 
 one quote to several claims, and repeat a summary sentence. After grounding:
 
 - points of one speaker that make the same claim (worker/claims.py) become one, keeping all their
-  quotes and premises;
+  quotes and premises; a point of another speaker that restates a claim with no verified quote
+  is dropped;
 - a quote that several points use stays with the claim it is closest to;
 - a point keeps at most `MAX_QUOTES` quotes, the verified ones closest to its claim first; the
   article's headline is never evidence;
@@ -68,6 +69,28 @@ def merge_same_claims(points: list[ArgumentPointPublic]) -> list[ArgumentPointPu
         twin.evidence += [ev for ev in point.evidence if _norm(ev.quote) not in quotes]
         twin.premises += [p for p in point.premises if p not in twin.premises]
     return merged
+
+
+def _verified(point: ArgumentPointPublic) -> bool:
+    return any(ev.verified for ev in point.evidence)
+
+
+def without_unbacked_restatements(points: list[ArgumentPointPublic]) -> list[ArgumentPointPublic]:
+    """Points without a verified quote that state the claim of another point (credited to another
+    speaker: one speaker's twins are merged already), dropped: the article does not show that
+    their speaker holds the claim, and a reader would see it twice. Of unbacked twins the first
+    stays."""
+    return [
+        point
+        for i, point in enumerate(points)
+        if _verified(point)
+        or not any(
+            (j < i or _verified(other))
+            and claim_similarity(other.claim, point.claim) >= MERGE_THRESHOLD
+            for j, other in enumerate(points)
+            if j != i
+        )
+    ]
 
 
 def _fit(evidence: EvidencePublic, point: ArgumentPointPublic) -> float:
@@ -205,7 +228,9 @@ def refine_points(
 ) -> list[ArgumentPointPublic]:
     """The stage's work on the points of `text` (without it, nothing is credited or added)."""
     spans = reported_spans(text, language) if text.strip() else []
-    merged = merge_same_claims(credit_reported_positions(points, spans, text))
+    merged = without_unbacked_restatements(
+        merge_same_claims(credit_reported_positions(points, spans, text))
+    )
     completed = add_reported_positions(merged, spans, text)
     return [choose_evidence(p, title) for p in share_quotes_by_fit(completed)]
 

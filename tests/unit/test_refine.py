@@ -41,6 +41,22 @@ def test_the_same_claim_from_two_speakers_stays_two_points() -> None:
     assert [p.speaker for p in refined] == ["the author", "the mayor"]
 
 
+def test_a_claim_restated_under_another_speaker_without_a_verified_quote_is_dropped() -> None:
+    claim = "The city should stop building the tram line."
+    unbacked = ArgumentPointPublic(
+        claim=claim, speaker="Thomas Brenner", premises=[], evidence=[ev("invented", False)]
+    )
+    backed = point(claim, "The mayor said the tram line must stop.", speaker="the mayor")
+    other = point("The tram will cost more every year.", "q", speaker="the club")
+    refined = refine_points([point(claim, "q1"), unbacked, backed, other])
+    assert [p.speaker for p in refined] == ["the author", "the mayor", "the club"]
+    # the unbacked one goes whether it comes before or after the backed one
+    assert [p.speaker for p in refine_points([unbacked, backed])] == ["the mayor"]
+    # of two unbacked twins the first stays: the claim is still on the map
+    twin = unbacked.model_copy(update={"speaker": "Sabine Roth"})
+    assert [p.speaker for p in refine_points([unbacked, twin])] == ["Thomas Brenner"]
+
+
 def test_a_point_keeps_a_few_quotes_chosen_for_its_claim() -> None:
     claim = "The council rushed the library closure vote."
     quotes = [
