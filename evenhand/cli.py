@@ -677,7 +677,7 @@ def evaluate(
     """Run every article in FOLDER through the configured provider and print quality figures."""
     from kernel.config import get_settings
     from worker.drafting import labels
-    from worker.evaluation import evaluate_folder, total
+    from worker.evaluation import DRAFT_SUFFIX, evaluate_folder, load_draft, total
 
     if save_drafts is not None and from_drafts is not None:
         console.print("[red]--save-drafts and --from-drafts do not go together[/red]")
@@ -694,6 +694,12 @@ def evaluate(
         print(json.dumps([row.as_dict() for row in rows], indent=2))
         return
     label = labels(settings)
+    if from_drafts is not None:  # the drafter that wrote the saved drafts, not the configured one
+        label = next(
+            (saved.label for path in sorted(from_drafts.glob(f"*{DRAFT_SUFFIX}"))
+             if (saved := load_draft(path)).draft is not None),
+            label,
+        )  # fmt: skip
     table = Table(
         "article", "quotes verified", "support ✓ / ~ / ✗", "loaded terms source → summary",
         "boilerplate lines", "tokens in / out", "LLM calls", "seconds", "error",

@@ -254,3 +254,26 @@ def test_eval_cli_refuses_to_save_and_read_drafts_at_once(tmp_path: Path) -> Non
     args = ["eval", str(tmp_path), "--save-drafts", str(tmp_path), "--from-drafts", str(tmp_path)]
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 2 and "do not go together" in done.output
+
+
+def test_eval_cli_names_the_drafter_of_the_saved_drafts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from evenhand.cli import app
+
+    folder = _copy_gold(tmp_path, "news_wind_farm")
+    drafts = tmp_path / "drafts"
+    monkeypatch.chdir(tmp_path)  # no .env of the working tree
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EVENHAND_PROVIDER", "extractive")
+    saved = CliRunner().invoke(app, ["eval", str(folder), "--save-drafts", str(drafts)])
+    assert saved.exit_code == 0, saved.output
+    path = drafts / f"news_wind_farm{DRAFT_SUFFIX}"
+    draft = load_draft(path)
+    save_draft(path, SavedDraft(Labels("openai", "some-model", "v9"), draft.draft, draft.usage))
+    done = CliRunner().invoke(app, ["eval", str(folder), "--gold", "--from-drafts", str(drafts)])
+    assert done.exit_code == 0, done.output
+    assert "openai / some-model / v9" in done.output and "point recall" in done.output
