@@ -277,3 +277,29 @@ def test_eval_cli_names_the_drafter_of_the_saved_drafts(
     done = CliRunner().invoke(app, ["eval", str(folder), "--gold", "--from-drafts", str(drafts)])
     assert done.exit_code == 0, done.output
     assert "openai / some-model / v9" in done.output and "point recall" in done.output
+
+
+def test_refine_beats_the_real_models_plain_drafts() -> None:
+    # drafts a real model gave for the gold set (testkit/fixtures/gold/README.md): refine must
+    # keep beating them as they are on recall and speakers, without duplicates or lost precision
+    drafts = GOLD / "drafts" / "qwen2.5-coder-1.5b"
+    settings = Settings(provider="extractive", _env_file=None)
+    scores = {}
+    for refine in (False, True):
+        rows = evaluate_folder(
+            GOLD, settings.model_copy(update={"refine": refine}), True, from_drafts=drafts
+        )
+        assert [row.error for row in rows if row.error] == ["no_article_text"]
+        scores[refine] = total(rows).gold
+    plain, refined = scores[False], scores[True]
+    assert plain is not None and refined is not None
+    assert refined.points_matched > plain.points_matched
+    assert (
+        refined.speakers_right / refined.points_matched
+        > plain.speakers_right / plain.points_matched
+    )
+    assert (
+        refined.points_matched / refined.points_predicted
+        >= plain.points_matched / plain.points_predicted
+    )
+    assert plain.points_duplicated > 0 and refined.points_duplicated == 0
