@@ -188,15 +188,16 @@ def interviewers(spans: list[ReportedSpan], text: str) -> set[str]:
 
 
 def position_spans(spans: list[ReportedSpan], text: str) -> list[ReportedSpan]:
-    """The reported sentences that state a position: not a question, not a reply fragment
-    ("Everything after school."), not an interviewer's."""
+    """The reported sentences that state someone else's position: not the author's own ("The
+    author argues that ..."), not a question, not a reply fragment ("Everything after school."),
+    not an interviewer's."""
     asking = interviewers(spans, text)
     return [
         span
         for span in spans
-        if not text[span.start : span.end].rstrip().endswith("?")
+        if _speaker(span.speaker) not in asking | {"the author"}
+        and not text[span.start : span.end].rstrip().endswith("?")
         and _words(text[span.start : span.end]) >= MIN_POSITION_WORDS
-        and _speaker(span.speaker) not in asking
     ]
 
 

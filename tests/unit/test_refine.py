@@ -223,6 +223,15 @@ def test_positions_the_map_lacks_become_points_of_their_speakers() -> None:
     assert refine_points([own]) == [own]  # without the text, nothing is added
 
 
+def test_the_authors_own_framed_claim_is_not_someone_elses_position() -> None:
+    text = (
+        "The board's chair, Dana Ruiz, said the night lines cost too much. "
+        "The author argues that the cut will hurt nurses who start work before dawn."
+    )
+    assert {s.speaker for s in reported_spans(text, "en")} == {"Dana Ruiz", "The author"}
+    assert [p.speaker for p in refine_points([], text=text)] == ["Dana Ruiz"]
+
+
 def test_questions_fragments_and_the_interviewer_state_no_position() -> None:
     text = (
         "Moderator: Ms. Ibrahim, you run the Eastgate branch. Is he right about the numbers?\n"
