@@ -738,14 +738,39 @@ def evaluate(
         bool,
         typer.Option("--gold", help="Also score each article against its NAME.gold.json reference"),
     ] = False,
+    save_drafts: Annotated[
+        Path | None,
+        typer.Option(
+            file_okay=False,
+            help="Also write each article's draft, before grounding and refine, to "
+            "DIR/NAME.draft.json",
+            show_default=False,
+        ),
+    ] = None,
+    from_drafts: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            file_okay=False,
+            help="Score the drafts saved in DIR (by --save-drafts) instead of calling the "
+            "drafter; the stages after it (refine per EVENHAND_REFINE) run as they are now, "
+            "the support check does not",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run every article in FOLDER through the configured provider and print quality figures."""
     from kernel.config import get_settings
     from worker.drafting import labels
-    from worker.evaluation import evaluate_folder, total
+    from worker.evaluation import DRAFT_SUFFIX, evaluate_folder, load_draft, total
 
+    if save_drafts is not None and from_drafts is not None:
+        console.print("[red]--save-drafts and --from-drafts do not go together[/red]")
+        raise typer.Exit(2)
     settings = get_settings()
-    rows = evaluate_folder(folder, settings, with_gold=gold)
+    rows = evaluate_folder(
+        folder, settings, with_gold=gold, save_drafts=save_drafts, from_drafts=from_drafts
+    )
     if not rows:
         console.print(f"[red]no .txt or .html articles in {folder}[/red]")
         raise typer.Exit(1)
@@ -754,6 +779,12 @@ def evaluate(
         print(json.dumps([row.as_dict() for row in rows], indent=2))
         return
     label = labels(settings)
+    if from_drafts is not None:  # the drafter that wrote the saved drafts, not the configured one
+        label = next(
+            (saved.label for path in sorted(from_drafts.glob(f"*{DRAFT_SUFFIX}"))
+             if (saved := load_draft(path)).draft is not None),
+            label,
+        )  # fmt: skip
     table = Table(
         "article", "quotes verified", "support ✓ / ~ / ✗", "loaded terms source → summary",
         "boilerplate lines", "tokens in / out", "LLM calls", "seconds", "error",
@@ -784,17 +815,19 @@ def _print_gold_table(rows: list[Any], title: str) -> None:
         return "–" if value is None else f"{value:.0%}"
 
     table = Table(
-        "article", "point recall", "point precision", "speakers", "thesis",
+        "article", "point recall", "point precision", "duplicates", "speakers", "thesis",
         "loaded unattributed", "quotes verified", "boilerplate removed", "sentences kept",
         title=f"evenhand eval --gold · {title}",
     )  # fmt: skip
     scored = [row for row in rows if row.gold is not None]
+    table.columns[0].no_wrap = True  # the other columns wrap their headers instead
     for row in scored:
         g = row.gold
         table.add_row(
             row.article,
             f"{g.points_matched}/{g.points_reference}",
             f"{g.points_matched}/{g.points_predicted}",
+            str(g.points_duplicated),
             f"{g.speakers_right}/{g.points_matched}",
             f"{g.thesis_matched}/{g.theses}" if g.theses else row.error or "–",
             str(g.loaded_unattributed),
@@ -807,7 +840,7 @@ def _print_gold_table(rows: list[Any], title: str) -> None:
         r = scored[-1].gold.rates()
         table.add_row(
             "rates",
-            pct(r["point_recall"]), pct(r["point_precision"]), pct(r["speaker_accuracy"]),
+            pct(r["point_recall"]), pct(r["point_precision"]), "", pct(r["speaker_accuracy"]),
             pct(r["thesis_match"]), "", "", pct(r["boilerplate_removal"]), pct(r["sentence_retention"]),
         )  # fmt: skip
     Console(width=160).print(table)

@@ -1,6 +1,12 @@
 """`evenhand eval DIR`: every article of a folder through the configured provider, with the
 figures we judge a model by; with `--gold`, also scored against each article's reference file
-(NAME.gold.json beside NAME.txt, format in testkit/fixtures/gold/README.md)."""
+(NAME.gold.json beside NAME.txt, format in testkit/fixtures/gold/README.md).
+
+`--save-drafts OUT` also writes each article's draft as the drafter gave it (before grounding and
+refine) to OUT/NAME.draft.json; `--from-drafts OUT` scores those drafts again with the stages
+after the draft as they are now, without calling the drafter. A real model's runs are not
+repeatable, so refine variants are compared on the same saved drafts.
+"""
 
 import json
 import re
@@ -12,13 +18,21 @@ from typing import Any
 from kernel.config import Settings
 from kernel.schemas import ResultPublic
 from worker.claims import WORD_RE, match_claims, same_claim
+from worker.cleaning import CleanedText
+from worker.drafting import Labels, draft, labels
 from worker.errors import PipelineError
-from worker.neutrality import attributed_regions, loaded_terms, quoted_regions
-from worker.pipeline import summarize_article
-from worker.prepare import SourceArticle, extract_text
+from worker.grounding import Grounder
+from worker.llm import Deadline, get_llm
+from worker.neutrality import TermScan, attributed_regions, loaded_terms, quoted_regions
+from worker.pipeline import assemble, check, ground, summarize_article
+from worker.prepare import SourceArticle, extract_text, prepare
+from worker.refine import refine
+from worker.schemas import Draft, DraftEvidence, DraftPoint, Usage
+from worker.support import judge_support
 
 ARTICLE_SUFFIXES = {".txt": "text", ".html": "html", ".htm": "html"}
 GOLD_SUFFIX = ".gold.json"
+DRAFT_SUFFIX = ".draft.json"
 
 
 def matcher_accuracy(pairs: list[dict[str, Any]]) -> float:
@@ -119,6 +133,15 @@ def gold_path(article: Path) -> Path:
 # --- scores against the reference -----------------------------------------------------------------
 
 
+def duplicate_points(claims: list[str]) -> int:
+    """Points that state the same claim as an earlier one, by the gold matcher's rule, whoever
+    they are credited to: what a reader sees twice (one claim held by two speakers counts too,
+    so this is an upper bound)."""
+    return sum(
+        any(same_claim(claim, earlier) for earlier in claims[:i]) for i, claim in enumerate(claims)
+    )
+
+
 @dataclass
 class GoldScores:
     """Counts, so that articles add up; the rates are computed from them."""
@@ -126,6 +149,7 @@ class GoldScores:
     points_reference: int = 0
     points_predicted: int = 0
     points_matched: int = 0
+    points_duplicated: int = 0  # result points restating an earlier point
     speakers_right: int = 0  # of the matched points
     theses: int = 0  # articles with a reference thesis
     thesis_matched: int = 0
@@ -189,6 +213,7 @@ def score_against_gold(
     scores.points_predicted = len(predicted)
     pairs = match_claims([p.claim for p in predicted], [g.claim for g in gold.key_points])
     scores.points_matched = len(pairs)
+    scores.points_duplicated = duplicate_points([p.claim for p in predicted])
     scores.speakers_right = sum(
         same_speaker(predicted[i].speaker, gold.key_points[j].holders) for i, j in pairs
     )
@@ -245,13 +270,140 @@ def _clean_text(article: SourceArticle) -> str:
     return clean_text(extract_text(article.input_kind, article.raw_text)).text
 
 
-def evaluate_file(path: Path, settings: Settings, with_gold: bool = False) -> EvalRow:
+# --- saved drafts ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SavedDraft:
+    """One article's draft as the drafter gave it, or the code it failed with."""
+
+    label: Labels
+    draft: Draft | None
+    usage: Usage
+    error: str = ""
+
+
+def draft_file(folder: Path, article: Path) -> Path:
+    return folder / (article.stem + DRAFT_SUFFIX)
+
+
+def save_draft(path: Path, saved: SavedDraft) -> None:
+    data = {
+        "label": asdict(saved.label),
+        "error": saved.error,
+        "usage": saved.usage.model_dump(),
+        "draft": None,
+    }
+    if saved.draft is not None:
+        data["draft"] = {**saved.draft.model_dump(), "defaulted": saved.draft.defaulted}
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def load_draft(path: Path) -> SavedDraft:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    drafted = None
+    if (fields := data.get("draft")) is not None:
+        # model_construct: the draft was read and bounded once when the drafter answered (a
+        # map-reduce draft may hold more points than one answer is allowed to)
+        points = [
+            DraftPoint.model_construct(
+                claim=p["claim"],
+                speaker=p["speaker"],
+                premises=list(p["premises"]),
+                evidence=[DraftEvidence.model_construct(quote=e["quote"]) for e in p["evidence"]],
+            )
+            for p in fields["argument_points"]
+        ]
+        drafted = Draft.model_construct(
+            article_type=fields["article_type"],
+            thesis=fields["thesis"],
+            summary=fields["summary"],
+            argument_points=points,
+            loaded_language=list(fields["loaded_language"]),
+        )
+        drafted.mark_defaulted(*fields.get("defaulted", []))
+    return SavedDraft(Labels(**data["label"]), drafted, Usage(**data["usage"]), data["error"])
+
+
+def analyse_with_draft(
+    article: SourceArticle,
+    cleaned: CleanedText,
+    settings: Settings,
+    saved: SavedDraft | None = None,
+) -> tuple[ResultPublic, SavedDraft]:
+    """worker.pipeline.analyse's stages, with the draft handed back (to save it) or handed in (a
+    saved one: then the drafter and the support check, both LLM calls, are not run; the support
+    check only adds verdicts, so the gold scores do not depend on it)."""
+    text = cleaned.text
+    grounder = Grounder(text)
+    scan = TermScan(text)
+    deadline = Deadline(settings.job_time_limit)
+    if saved is None:
+        lexicon_terms = [span.term for span in scan.terms()]
+        drafted, usage = draft(article, text, grounder, lexicon_terms, settings, deadline)
+        saved = SavedDraft(labels(settings), drafted, usage.model_copy())
+        judge = saved.label.provider != "extractive" and settings.support_check
+    else:
+        if saved.draft is None:
+            raise PipelineError(saved.error or "no_draft", "the saved draft is a failure")
+        drafted, usage, judge = saved.draft, saved.usage.model_copy(), False
+    drafted, points = ground(drafted, grounder)
+    if settings.refine:
+        drafted, points = refine(drafted, points, text, article.title, article.language)
+    if judge:
+        points, used = judge_support(
+            points,
+            get_llm(settings),
+            deadline,
+            title=article.title,
+            source=article.source,
+            language=article.language,
+        )
+        usage.add(used)
+    return assemble(drafted, points, check(drafted, scan), saved.label, usage, cleaned), saved
+
+
+def _result(
+    path: Path,
+    article: SourceArticle,
+    settings: Settings,
+    save_to: Path | None,
+    saved_in: Path | None,
+) -> ResultPublic:
+    if save_to is None and saved_in is None:
+        return summarize_article(article, settings)
+    saved = None
+    if saved_in is not None:
+        if not draft_file(saved_in, path).is_file():
+            raise PipelineError("no_draft", f"no saved draft for {path.name} in {saved_in}")
+        saved = load_draft(draft_file(saved_in, path))
+    try:
+        cleaned = prepare(article, settings).cleaned
+        result, saved = analyse_with_draft(article, cleaned, settings, saved)
+    except PipelineError as exc:
+        if save_to is not None:
+            save_draft(
+                draft_file(save_to, path), SavedDraft(labels(settings), None, Usage(), exc.code)
+            )
+        raise
+    if save_to is not None:
+        save_draft(draft_file(save_to, path), saved)
+    return result
+
+
+def evaluate_file(
+    path: Path,
+    settings: Settings,
+    with_gold: bool = False,
+    save_drafts: Path | None = None,
+    from_drafts: Path | None = None,
+) -> EvalRow:
     article = _source(path)
     row = EvalRow(article=path.name)
     started = time.perf_counter()
     result: ResultPublic | None = None
     try:
-        result = summarize_article(article, settings)
+        result = _result(path, article, settings, save_drafts, from_drafts)
     except PipelineError as exc:
         row.error = exc.code
     else:
@@ -275,9 +427,19 @@ def evaluate_file(path: Path, settings: Settings, with_gold: bool = False) -> Ev
     return row
 
 
-def evaluate_folder(folder: Path, settings: Settings, with_gold: bool = False) -> list[EvalRow]:
+def evaluate_folder(
+    folder: Path,
+    settings: Settings,
+    with_gold: bool = False,
+    save_drafts: Path | None = None,
+    from_drafts: Path | None = None,
+) -> list[EvalRow]:
+    """Every article of `folder`; with `save_drafts`, each draft saved there; with `from_drafts`,
+    the drafts saved there instead of the drafter's (an article without one is an error)."""
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in ARTICLE_SUFFIXES)
-    return [evaluate_file(path, settings, with_gold) for path in paths]
+    if save_drafts is not None:
+        save_drafts.mkdir(parents=True, exist_ok=True)
+    return [evaluate_file(path, settings, with_gold, save_drafts, from_drafts) for path in paths]
 
 
 def total(rows: list[EvalRow]) -> EvalRow:
