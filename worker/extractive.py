@@ -293,14 +293,26 @@ def _guess_language(text: str) -> str:
     return best if scores[best] >= 2 and scores[best] > scores["en"] else "en"
 
 
-def _split_sentences(text: str, lang: str) -> list[str]:
-    """Stripped, non-empty sentences; each one is a verbatim substring of `text`."""
+def segments(lang: str, text: str) -> list[str]:
+    """sentencex's sentences of `text`, or a plain punctuation split where sentencex fails:
+    segmentation never fails a job."""
     try:
         import sentencex
 
-        pieces = list(sentencex.segment(lang, text))
-    except Exception:  # e.g. unencodable surrogates; never let segmentation fail the job
-        pieces = [m.group(0) for m in _FALLBACK_SPLIT_RE.finditer(text)]
+        return list(sentencex.segment(lang, text))
+    except Exception:  # e.g. unencodable surrogates
+        pass
+    except BaseException as exc:
+        # its Rust core panics on some control characters (U+0085 after a letter), and pyo3
+        # raises a panic as a BaseException
+        if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
+    return [m.group(0) for m in _FALLBACK_SPLIT_RE.finditer(text)]
+
+
+def _split_sentences(text: str, lang: str) -> list[str]:
+    """Stripped, non-empty sentences; each one is a verbatim substring of `text`."""
+    pieces = segments(lang, text)
     out: list[str] = []
     pos = 0
     for piece in pieces:

@@ -19,12 +19,11 @@ one quote to several claims, and repeat a summary sentence. After grounding:
 
 import re
 
-import sentencex
 from rapidfuzz import fuzz
 
 from kernel.schemas import ArgumentPointPublic, EvidencePublic
 from worker.claims import claim_similarity, same_claim
-from worker.extractive import ReportedSpan, reported_spans
+from worker.extractive import ReportedSpan, reported_spans, segments
 from worker.schemas import Draft
 
 # stricter than the gold matcher's threshold: a merge loses a point for good
@@ -238,7 +237,7 @@ def refine_points(
 
 def without_repeats(summary: str, language: str | None = None) -> str:
     """The summary without sentences that repeat an earlier one."""
-    sentences = [s.strip() for s in sentencex.segment(language or "en", summary) if s.strip()]
+    sentences = [s.strip() for s in segments(language or "en", summary) if s.strip()]
     kept: list[str] = []
     for sentence in sentences:
         if not any(fuzz.ratio(_norm(sentence), _norm(k)) >= REPEAT_THRESHOLD for k in kept):

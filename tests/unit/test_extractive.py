@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worker.cleaning import clean_text
-from worker.extractive import summarize_extractive
+from worker.extractive import segments, summarize_extractive
 from worker.neutrality import unattributed_loaded_terms
 from worker.schemas import Draft
 
@@ -369,3 +369,11 @@ def test_gold_opinion_pieces_come_out_neutral() -> None:
         summary = draft.summary.lower()
         assert unattributed_loaded_terms(draft.summary, gold["loaded_terms"]) == []
         assert gold["loaded_terms"][0] not in summary  # the headline's word: no title lines
+
+
+def test_a_segmenter_panic_falls_back_to_a_plain_split() -> None:
+    # sentencex's Rust core panics on U+0085 after a letter (found by the property test above)
+    text = "S\x85. Another sentence follows here."
+    pieces = [piece.strip() for piece in segments("en", text) if piece.strip()]
+    assert pieces == ["S\x85.", "Another sentence follows here."]
+    assert summarize_extractive(text).summary
