@@ -67,8 +67,28 @@ def judge_support(
         log.warning("support_check_failed", code=exc.code)
         return points, conversation.usage
     judged = [point.model_copy(deep=True) for point in points]
-    for item in answer.verdicts:
-        if (where := ids.get(item.id.strip().strip("[]"))) is not None:
-            p, q = where
-            judged[p].evidence[q].support = item.verdict
+    for (p, q), verdict in read_verdicts(answer.verdicts, ids).items():
+        judged[p].evidence[q].support = verdict
     return judged, conversation.usage
+
+
+def read_verdicts(
+    verdicts: list[QuoteVerdict], ids: dict[str, tuple[int, int]]
+) -> dict[tuple[int, int], Verdict]:
+    """Each judged quote's verdict, by where the quote is. A quote is named by its id ("n.m"). A
+    bare claim number ("n"), which small models give, names the claim's quote only when the
+    claim has exactly one: then there is no doubt which quote was judged. A quote given two
+    different verdicts stays not judged."""
+    quotes_of: dict[str, list[str]] = {}
+    for quote_id in ids:
+        quotes_of.setdefault(quote_id.split(".")[0], []).append(quote_id)
+    given: dict[str, set[Verdict]] = {}
+    for item in verdicts:
+        named = item.id.strip().strip("[]").strip()
+        if named not in ids:
+            only = quotes_of.get(named, [])
+            if len(only) != 1:
+                continue
+            named = only[0]
+        given.setdefault(named, set()).add(item.verdict)
+    return {ids[quote_id]: next(iter(v)) for quote_id, v in given.items() if len(v) == 1}
