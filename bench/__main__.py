@@ -115,6 +115,14 @@ def rows(results: dict[str, Any], quick: bool) -> list[dict[str, Any]]:
         "ms",
     )
     add(
+        "worker_cpu_ms_per_job_draft_only",
+        "2. the same, draft only (no refine, no support check)",
+        o.get("worker_cpu_ms_per_job_draft_only"),
+        "<= 10 ms",
+        (o.get("worker_cpu_ms_per_job_draft_only") or 1e9) <= 10,
+        "ms",
+    )
+    add(
         "pipeline_cpu_ms_per_job",
         "2. in-process pipeline CPU per job (prepare+analyse)",
         o.get("pipeline_cpu_ms_per_job"),

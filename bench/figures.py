@@ -157,7 +157,10 @@ def fig_concurrency(bench: Bench, sampler: RssSampler, quick: bool, log: Log) ->
             n = 40
         timeout = 30 if quick else 120
         try:
-            proc = bench.start_worker(name, f"--pool={pool}", f"--concurrency={conc}")
+            # one LLM call per job, as the target counts (the support check makes it two)
+            proc = bench.start_worker(
+                name, f"--pool={pool}", f"--concurrency={conc}", EVENHAND_SUPPORT_CHECK="false"
+            )
         except Exception as exc:
             runs.append({"pool": pool, "concurrency": conc, "error": str(exc)[:300]})
             log(f"  {pool}/{conc}: did not start")
@@ -226,39 +229,58 @@ def fig_concurrency(bench: Bench, sampler: RssSampler, quick: bool, log: Log) ->
 # --- 2. worker overhead ---------------------------------------------------------------------------
 
 
+# figure 2's second worker: the pipeline as it was when the target was set, one LLM call per job
+DRAFT_ONLY = {"EVENHAND_REFINE": "false", "EVENHAND_SUPPORT_CHECK": "false"}
+
+
+def _worker_cpu_round(bench: Bench, proc: psutil.Process, llm_proc: psutil.Process, n: int):
+    """(worker CPU ms/job, fake LLM CPU ms/job, jobs/s, jobs succeeded) of `n` jobs."""
+    before, llm_before = cpu_seconds(proc), cpu_seconds(llm_proc)
+    ids, t0 = submit_batches(bench, n)
+    succeeded, _finished, last = wait_jobs(bench, ids, 120)
+    after, llm_after = cpu_seconds(proc), cpu_seconds(llm_proc)
+    jobs = max(succeeded, 1)
+    return (
+        (after - before) / jobs * 1000,
+        (llm_after - llm_before) / jobs * 1000,
+        succeeded / ((last or time.time()) - t0),
+        succeeded,
+    )
+
+
 def fig_overhead(bench: Bench, quick: bool, log: Log) -> dict[str, Any]:
+    """Worker CPU per job with an instant LLM: the default pipeline (draft, refine, support check:
+    two LLM calls), and, one worker at a time in alternating rounds, the draft alone."""
     bench.llm.control(latency=0.0, reset_stats=True)
     n = 30 if quick else 200
-    proc = bench.start_worker("w-overhead")
-    time.sleep(1)
-    ids, t0 = submit_batches(bench, 10)  # warm-up: imports, connections
-    wait_jobs(bench, ids, 60)
     llm_proc = psutil.Process(bench.llm.process.pid)
-    rounds = []  # (worker CPU ms/job, fake LLM CPU ms/job, jobs/s); median of 3 in a full run
+    rounds: dict[str, list[tuple[float, float, float, int]]] = {"default": [], "draft_only": []}
     for _ in range(1 if quick else 3):
-        before, llm_before = cpu_seconds(proc), cpu_seconds(llm_proc)
-        ids, t0 = submit_batches(bench, n)
-        succeeded, _finished, last = wait_jobs(bench, ids, 120)
-        after, llm_after = cpu_seconds(proc), cpu_seconds(llm_proc)
-        jobs = max(succeeded, 1)
-        rounds.append(
-            (
-                (after - before) / jobs * 1000,
-                (llm_after - llm_before) / jobs * 1000,
-                succeeded / ((last or time.time()) - t0),
-            )
-        )
-    bench.stop_worker("w-overhead")
-    per_job_ms = statistics.median(r[0] for r in rounds)
-    log(f"  worker CPU {per_job_ms:.1f} ms/job (median of {[round(r[0], 1) for r in rounds]})")
+        for name, env in (("default", {}), ("draft_only", DRAFT_ONLY)):
+            settings: dict[str, Any] = env
+            proc = bench.start_worker(f"w-overhead-{name}", **settings)
+            ids, _t0 = submit_batches(bench, 10)  # warm-up: imports, connections
+            wait_jobs(bench, ids, 60)
+            rounds[name].append(_worker_cpu_round(bench, proc, llm_proc, n))
+            bench.stop_worker(f"w-overhead-{name}")
+    per_job_ms = statistics.median(r[0] for r in rounds["default"])
+    draft_only_ms = statistics.median(r[0] for r in rounds["draft_only"])
+    log(
+        f"  worker CPU {per_job_ms:.1f} ms/job (median of "
+        f"{[round(r[0], 1) for r in rounds['default']]}); draft only {draft_only_ms:.1f} ms/job"
+    )
     profile = profile_pipeline(bench, 3 if quick else 20)
+    succeeded = rounds["default"][-1][3]
+    default = rounds["default"]
     return {
         "jobs": n,
         "succeeded": succeeded,
+        "worker_cpu_ms_per_job_draft_only": round(draft_only_ms, 2),
+        "worker_cpu_ms_per_job_draft_only_rounds": [round(r[0], 2) for r in rounds["draft_only"]],
         "worker_cpu_ms_per_job": round(per_job_ms, 2),
-        "worker_cpu_ms_per_job_rounds": [round(r[0], 2) for r in rounds],
-        "fake_llm_cpu_ms_per_job": round(statistics.median(r[1] for r in rounds), 2),
-        "jobs_per_s_instant_llm": round(statistics.median(r[2] for r in rounds), 2),
+        "worker_cpu_ms_per_job_rounds": [round(r[0], 2) for r in default],
+        "fake_llm_cpu_ms_per_job": round(statistics.median(r[1] for r in default), 2),
+        "jobs_per_s_instant_llm": round(statistics.median(r[2] for r in default), 2),
         **profile,
     }
 

@@ -7,6 +7,7 @@ testkit/fixtures/gold/matcher_pairs.json (docs/quality.md gives its accuracy).
 """
 
 import re
+from functools import lru_cache
 
 from rapidfuzz import fuzz
 
@@ -44,11 +45,13 @@ _STEM = (
 )
 
 
-def claim_tokens(text: str) -> list[str]:
-    """The content words of a claim, lower-cased and cut to their stem, frames and labels removed."""
+@lru_cache(maxsize=4096)
+def claim_tokens(text: str) -> tuple[str, ...]:
+    """The content words of a claim, lower-cased and cut to their stem, frames and labels removed.
+    Cached: the refine stage compares each claim and quote with many others."""
     text = _FRAME_RE.sub("", _SPEAKER_LABEL_RE.sub("", text, count=1), count=1)
     words = WORD_RE.findall(text.lower().replace("’", "'"))
-    return [w[:_STEM] for w in words if w not in _STOP]
+    return tuple(w[:_STEM] for w in words if w not in _STOP)
 
 
 def claim_similarity(a: str, b: str) -> float:

@@ -27,6 +27,7 @@ FIGURES = [
     f"jobs_per_s_{DEFAULT_POOL}_{DEFAULT_CONCURRENCY}",  # 1. worker concurrency, default pool
     f"max_in_flight_{DEFAULT_POOL}_{DEFAULT_CONCURRENCY}",
     "worker_cpu_ms_per_job",  # 2. worker overhead
+    "worker_cpu_ms_per_job_draft_only",
     "pipeline_cpu_ms_per_job",
     "bare_req_per_s_c8",  # 3. API vs a bare FastAPI app
     "post_ratio_c8",
