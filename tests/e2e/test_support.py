@@ -6,6 +6,7 @@ import pytest
 
 from testkit.fixtures import fresh_text
 from testkit.stack import Stack
+from worker.prompts import curly_quotes
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +27,9 @@ def test_each_verified_quote_gets_the_verdict_the_model_gave(support_stack: Stac
     check = support_stack.llm.requests()[-1]
     listing = check["messages"][-1]["content"]
     verified = [ev for ev in _evidence(job) if ev["verified"]]
-    assert verified and all(ev["quote"] in listing for ev in verified)
+    # as the prompt writes it: one line per quote, straight double quotes as typographic ones
+    listed = [curly_quotes(ev["quote"].replace("\n", " ")) for ev in verified]
+    assert verified and all(quote in listing for quote in listed)
     verdicts = [ev["support"] for ev in verified]
     assert verdicts == [("supports", "partial", "unrelated")[n % 3] for n in range(len(verified))]
     grounding = result["grounding"]
