@@ -22,13 +22,11 @@ from worker.cleaning import CleanedText
 from worker.drafting import Labels, draft, labels
 from worker.errors import PipelineError
 from worker.grounding import Grounder
-from worker.llm import Deadline, get_llm
+from worker.llm import Deadline
 from worker.neutrality import TermScan, attributed_regions, loaded_terms, quoted_regions
-from worker.pipeline import assemble, check, ground, summarize_article
+from worker.pipeline import after_draft, summarize_article
 from worker.prepare import SourceArticle, extract_text, prepare
-from worker.refine import refine
 from worker.schemas import Draft, DraftEvidence, DraftPoint, Usage
-from worker.support import judge_support
 
 ARTICLE_SUFFIXES = {".txt": "text", ".html": "html", ".htm": "html"}
 GOLD_SUFFIX = ".gold.json"
@@ -347,20 +345,10 @@ def analyse_with_draft(
         if saved.draft is None:
             raise PipelineError(saved.error or "no_draft", "the saved draft is a failure")
         drafted, usage, judge = saved.draft, saved.usage.model_copy(), False
-    drafted, points = ground(drafted, grounder)
-    if settings.refine:
-        drafted, points = refine(drafted, points, text, article.title, article.language)
-    if judge:
-        points, used = judge_support(
-            points,
-            get_llm(settings),
-            deadline,
-            title=article.title,
-            source=article.source,
-            language=article.language,
-        )
-        usage.add(used)
-    return assemble(drafted, points, check(drafted, scan), saved.label, usage, cleaned), saved
+    result = after_draft(
+        article, cleaned, drafted, usage, saved.label, grounder, scan, settings, deadline, judge
+    )
+    return result, saved
 
 
 def _result(

@@ -162,10 +162,29 @@ def analyse(
     label = labels(settings)
     deadline = deadline or Deadline(settings.job_time_limit)
     drafted, usage = draft(article, text, grounder, lexicon_terms, settings, deadline)
+    judge = label.provider != "extractive" and settings.support_check
+    return after_draft(
+        article, cleaned, drafted, usage, label, grounder, scan, settings, deadline, judge
+    )
+
+
+def after_draft(
+    article: SourceArticle,
+    cleaned: CleanedText,
+    drafted: Draft,
+    usage: Usage,
+    label: Labels,
+    grounder: Grounder,
+    scan: TermScan,
+    settings: Settings,
+    deadline: Deadline,
+    judge: bool,
+) -> ResultPublic:
+    """Ground, refine, (with `judge`) the support check, check and assemble a draft."""
     drafted, points = ground(drafted, grounder)
     if settings.refine:
-        drafted, points = refine(drafted, points, text, article.title, article.language)
-    if label.provider != "extractive" and settings.support_check:
+        drafted, points = refine(drafted, points, cleaned.text, article.title, article.language)
+    if judge:
         points, used = judge_support(
             points,
             get_llm(settings),

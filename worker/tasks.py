@@ -2,6 +2,7 @@
 stopped with every worker as a bootstep."""
 
 import uuid
+from typing import Any
 
 import structlog
 from celery import Task, bootsteps
@@ -59,10 +60,15 @@ class SummarizeTask(Task):
 
 # A database that is away when a task runs (it cannot claim its job, or store what it made)
 # retries the task with backoff and jitter, instead of leaving the job to the sweeper's
-# republish (EVENHAND_REPUBLISH_AFTER, minutes); after DATABASE_RETRIES the sweeper still has it.
+# republish (EVENHAND_REPUBLISH_AFTER, minutes); after its retries the sweeper still has it.
 DATABASE_AWAY = (OperationalError, InterfaceError)
-DATABASE_RETRIES = 20
-DATABASE_BACKOFF_MAX = 60  # seconds: no wait between two tries is longer
+RETRY_WHILE_DATABASE_AWAY: dict[str, Any] = {
+    "autoretry_for": DATABASE_AWAY,
+    "max_retries": 20,
+    "retry_backoff": True,
+    "retry_backoff_max": 60,  # seconds: no wait between two tries is longer
+    "retry_jitter": True,
+}
 
 
 # A failed job ends its task as FAILURE with the job's code and message, so Flower tells the
@@ -72,11 +78,7 @@ DATABASE_BACKOFF_MAX = 60  # seconds: no wait between two tries is longer
     bind=True,
     base=SummarizeTask,
     throws=(PipelineError,),
-    autoretry_for=DATABASE_AWAY,
-    max_retries=DATABASE_RETRIES,
-    retry_backoff=True,
-    retry_backoff_max=DATABASE_BACKOFF_MAX,
-    retry_jitter=True,
+    **RETRY_WHILE_DATABASE_AWAY,
 )
 def summarize_job(self: SummarizeTask, job_id: str) -> None:
     """Summarize the article of job `job_id` (re-read from the database)."""
@@ -140,11 +142,7 @@ def deliver_webhook(job_id: str) -> None:
 @celery_app.task(
     name=COMPARE_STORY_TASK,
     throws=(PipelineError,),
-    autoretry_for=DATABASE_AWAY,
-    max_retries=DATABASE_RETRIES,
-    retry_backoff=True,
-    retry_backoff_max=DATABASE_BACKOFF_MAX,
-    retry_jitter=True,
+    **RETRY_WHILE_DATABASE_AWAY,
 )
 def compare_story(story_id: str) -> None:
     """Compare the articles of story `story_id` (re-read from the database)."""

@@ -2,8 +2,6 @@
 request reads the database again while the others go on with the old reading."""
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,25 +9,17 @@ from sqlalchemy import event
 from sqlmodel import Session
 
 from api.limits import DailyUsage
-from kernel import config, db
+from kernel import db
 from kernel.config import Settings
 from kernel.keys import create_key
-from kernel.migrate import upgrade_to_head
 from kernel.models import ApiKey
 from testkit.stack import wait_until
 
 
 @pytest.fixture
-def owner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiKey]:
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'usage.db'}")
-    config.get_settings.cache_clear()
-    db.get_engine.cache_clear()
-    upgrade_to_head()
-    with Session(db.get_engine(), expire_on_commit=False) as session:
-        key, _ = create_key(session, "quota")
-    yield key
-    config.get_settings.cache_clear()
-    db.get_engine.cache_clear()
+def owner(session: Session) -> ApiKey:
+    key, _ = create_key(session, "quota")
+    return key
 
 
 def test_an_expired_reading_is_read_again_by_one_request_only(owner: ApiKey) -> None:

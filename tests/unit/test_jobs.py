@@ -2,15 +2,13 @@
 
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session
 
 from api.job_cache import JobAnswer, JobCache
 from api.service import cancel
-from kernel import config, db, jobs
+from kernel import jobs
 from kernel.config import Settings
 from kernel.jobs import (
     cancel_job,
@@ -22,24 +20,11 @@ from kernel.jobs import (
     requeue_job,
 )
 from kernel.keys import create_key
-from kernel.migrate import upgrade_to_head
 from kernel.models import ApiKey, Article, Job, JobStatus
 from kernel.results import result_of_job
 from kernel.schemas import EXAMPLE_RESULT, ArgumentPointPublic, EvidencePublic, ResultPublic
 from worker.lease import LeaseKeeper
 from worker.runner import store
-
-
-@pytest.fixture
-def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'jobs.db'}")
-    config.get_settings.cache_clear()
-    db.get_engine.cache_clear()
-    upgrade_to_head()
-    with Session(db.get_engine(), expire_on_commit=False) as session:
-        yield session
-    config.get_settings.cache_clear()
-    db.get_engine.cache_clear()
 
 
 def new_job(session: Session) -> uuid.UUID:

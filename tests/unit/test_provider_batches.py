@@ -3,8 +3,6 @@ database, the Batch API's output lines read into answers and errors, and replaye
 
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -13,11 +11,9 @@ from api.errors import Problem
 from api.limits import DailyUsage
 from api.schemas import BatchCreate
 from api.service import submit_batch
-from kernel import config, db
 from kernel.config import Settings
 from kernel.jobs import claim_job, fail_job, publish_waiting, requeue_job
 from kernel.keys import create_key
-from kernel.migrate import upgrade_to_head
 from kernel.models import (
     ApiKey,
     Article,
@@ -49,18 +45,6 @@ from worker.llm import (
 )
 from worker.provider_batches import jsonl, read_lines, unanswered
 from worker.schemas import Draft
-
-
-@pytest.fixture
-def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'batches.db'}")
-    config.get_settings.cache_clear()
-    db.get_engine.cache_clear()
-    upgrade_to_head()
-    with Session(db.get_engine(), expire_on_commit=False) as session:
-        yield session
-    config.get_settings.cache_clear()
-    db.get_engine.cache_clear()
 
 
 def new_batch(session: Session, jobs: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
